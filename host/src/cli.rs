@@ -1,0 +1,94 @@
+//! The command line: `host serve`, `host migrate`, `host user create`.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use lessor_auth::{CreateUserError, Role};
+use secrecy::SecretString;
+
+use crate::config::Config;
+use crate::startup::{self, Application};
+
+#[derive(Debug, Parser)]
+#[command(name = "host", version, about = "Lessor: car leasing with sandboxed payment plugins")]
+pub struct Cli {
+    /// A TOML configuration file; `LESSOR_*` environment variables override it.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (and run the background workers).
+    Serve {
+        /// Do not apply database migrations on start.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from the first line of standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (never pass it as an argument).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse().map_err(|e: lessor_auth::UnknownRole| e.to_string())
+}
+
+pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { no_migrate } => {
+            if no_migrate {
+                config.migrate_on_start = false;
+            }
+            let app = Application::build(config).await?;
+            app.run_until_stopped(startup::shutdown_signal()).await?;
+        }
+        Command::Migrate => {
+            let db = startup::open_database(&config, true).await?;
+            tracing::info!(database = %config.database, "migrations applied");
+            db.close().await;
+        }
+        Command::User(UserCommand::Create { email, password_stdin: _, role }) => {
+            let password = read_password_line()?;
+            let db = startup::open_database(&config, config.migrate_on_start).await?;
+            let auth = startup::auth_service(&config, &db, None).await?;
+            match auth.create_user(&email, password, role).await {
+                Ok(user) => println!("created {} {} ({})", user.id, user.email, user.role),
+                Err(CreateUserError::Internal(cause)) => bail!("could not create the user: {cause}"),
+                Err(e) => bail!("{e}"),
+            }
+            db.close().await;
+        }
+    }
+    Ok(())
+}
+
+fn read_password_line() -> anyhow::Result<SecretString> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        bail!("no password on standard input (pipe it in: `echo \"$PW\" | host user create ... --password-stdin`)");
+    }
+    Ok(SecretString::from(password.to_owned()))
+}

@@ -1,0 +1,269 @@
+//! Configuration: defaults, then an optional TOML file, then `LESSOR_*` environment
+//! variables. Unknown keys and invalid values stop start-up with a message naming the key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use lessor_store::DatabaseTarget;
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+pub const ENV_PREFIX: &str = "LESSOR_";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The configuration as written: every key optional, nothing checked yet.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    addr: String,
+    data_dir: PathBuf,
+    database_url: Option<String>,
+    database_max_connections: u32,
+    redis_url: Option<String>,
+    redis_namespace: String,
+    log_format: LogFormat,
+    log_level: String,
+    jwt_secret: Option<SecretString>,
+    token_ttl_secs: u64,
+    max_body_bytes: usize,
+    migrate_on_start: bool,
+    login_max_failures_per_account: u32,
+    login_max_failures_per_address: u32,
+    login_window_secs: u64,
+    shutdown_grace_secs: u64,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            database_max_connections: 16,
+            redis_url: None,
+            redis_namespace: "lessor".into(),
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            jwt_secret: None,
+            token_ttl_secs: 3600,
+            max_body_bytes: 64 * 1024,
+            migrate_on_start: true,
+            login_max_failures_per_account: 5,
+            login_max_failures_per_address: 50,
+            login_window_secs: 900,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// The checked configuration the host runs with. `Debug` never shows a secret.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: DatabaseTarget,
+    pub database_max_connections: u32,
+    pub redis: Option<RedisTarget>,
+    pub redis_namespace: String,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub jwt_secret: Option<SecretString>,
+    pub token_ttl_secs: u64,
+    pub max_body_bytes: usize,
+    pub migrate_on_start: bool,
+    pub login_max_failures_per_account: u32,
+    pub login_max_failures_per_address: u32,
+    pub login_window_secs: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+/// A Redis URL whose password is never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisTarget(pub Url);
+
+impl fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0.clone();
+        if shown.password().is_some() {
+            let _ = shown.set_password(Some("***"));
+        }
+        write!(f, "RedisTarget({shown})")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration key `{key}` (env {env}): {reason}")]
+    Invalid { key: String, env: String, reason: String },
+    #[error("configuration file {path}: {reason}")]
+    File { path: String, reason: String },
+}
+
+fn env_name(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
+}
+
+fn invalid(key: &str, reason: impl fmt::Display) -> ConfigError {
+    ConfigError::Invalid { key: key.to_owned(), env: env_name(key), reason: reason.to_string() }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (which must exist when given), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::from_figment(Self::figment(file)?)
+    }
+
+    /// The embedded defaults with a few keys changed: what tests and tools start from.
+    pub fn defaults() -> Self {
+        Self::from_raw(RawConfig::default()).expect("the defaults are valid")
+    }
+
+    fn figment(file: Option<&Path>) -> Result<Figment, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::File { path: path.display().to_string(), reason: "not found".into() });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        Ok(figment.merge(Env::prefixed(ENV_PREFIX).split("__")))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let raw: RawConfig = figment.extract().map_err(describe)?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
+        let addr: SocketAddr = raw.addr.trim().parse().map_err(|e| invalid("addr", format!("`{}`: {e}", raw.addr)))?;
+        let database = DatabaseTarget::from_config(raw.database_url.as_deref(), &raw.data_dir)
+            .map_err(|e| invalid("database_url", e))?;
+        let redis = match raw.redis_url.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => {
+                let url = Url::parse(s).map_err(|e| invalid("redis_url", format!("not a URL: {e}")))?;
+                if !matches!(url.scheme(), "redis" | "rediss") || url.host_str().is_none_or(str::is_empty) {
+                    return Err(invalid("redis_url", "expected redis://host[:port][/db]"));
+                }
+                Some(RedisTarget(url))
+            }
+        };
+        if let Some(secret) = &raw.jwt_secret {
+            if secrecy::ExposeSecret::expose_secret(secret).len() < 32 {
+                return Err(invalid("jwt_secret", "must be at least 32 bytes"));
+            }
+        }
+        if raw.redis_namespace.is_empty() || raw.redis_namespace.chars().any(|c| c.is_whitespace() || c == ':') {
+            return Err(invalid("redis_namespace", "must be non-empty, without spaces or `:`"));
+        }
+        if !(1..=86_400 * 7).contains(&raw.token_ttl_secs) {
+            return Err(invalid("token_ttl_secs", "must be between 1 and 604800"));
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&raw.max_body_bytes) {
+            return Err(invalid("max_body_bytes", "must be between 1024 and 67108864"));
+        }
+        if raw.database_max_connections == 0 {
+            return Err(invalid("database_max_connections", "must be at least 1"));
+        }
+        if raw.login_max_failures_per_account == 0 || raw.login_max_failures_per_address == 0 {
+            return Err(invalid("login_max_failures_per_account", "limits must be at least 1"));
+        }
+        tracing_subscriber::EnvFilter::try_new(&raw.log_level).map_err(|e| invalid("log_level", e))?;
+        Ok(Self {
+            addr,
+            data_dir: raw.data_dir,
+            database,
+            database_max_connections: raw.database_max_connections,
+            redis,
+            redis_namespace: raw.redis_namespace,
+            log_format: raw.log_format,
+            log_level: raw.log_level,
+            jwt_secret: raw.jwt_secret,
+            token_ttl_secs: raw.token_ttl_secs,
+            max_body_bytes: raw.max_body_bytes,
+            migrate_on_start: raw.migrate_on_start,
+            login_max_failures_per_account: raw.login_max_failures_per_account,
+            login_max_failures_per_address: raw.login_max_failures_per_address,
+            login_window_secs: raw.login_window_secs.max(1),
+            shutdown_grace_secs: raw.shutdown_grace_secs,
+        })
+    }
+}
+
+/// Turns figment's error into one that names the key and its environment variable.
+fn describe(err: figment::Error) -> ConfigError {
+    let mut key = err.path.join(".");
+    let reason = match &err.kind {
+        figment::error::Kind::UnknownField(field, expected) => {
+            key = if key.is_empty() { field.clone() } else { format!("{key}.{field}") };
+            format!("unknown key; known keys are {}", expected.join(", "))
+        }
+        kind => kind.to_string(),
+    };
+    let source = err.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
+    invalid(&key, if source.is_empty() { reason } else { format!("{reason} (from {source})") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::Serialized;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut f = Figment::new();
+        for (k, v) in pairs {
+            f = f.merge(Serialized::default(k, v));
+        }
+        Config::from_figment(f)
+    }
+
+    #[test]
+    fn defaults_are_embedded() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:8080");
+        assert!(matches!(c.database, DatabaseTarget::Sqlite(_)));
+        assert!(c.redis.is_none());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = with(&[("colour", "blue")]).unwrap_err().to_string();
+        assert!(err.contains("`colour`") && err.contains("LESSOR_COLOUR"), "{err}");
+    }
+
+    #[test]
+    fn malformed_urls_are_named() {
+        let err = with(&[("database_url", "postgres//x")]).unwrap_err().to_string();
+        assert!(err.contains("database_url"), "{err}");
+        let err = with(&[("redis_url", "http://x")]).unwrap_err().to_string();
+        assert!(err.contains("redis_url"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let c = with(&[
+            ("database_url", "postgres://app:s3cr3t-db@db/lessor"),
+            ("redis_url", "redis://:s3cr3t-redis@cache:6379"),
+            ("jwt_secret", "s3cr3t-jwt-s3cr3t-jwt-s3cr3t-jwt-0000"),
+        ])
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+    }
+
+    #[test]
+    fn short_jwt_secret_and_bad_addr_are_refused() {
+        assert!(with(&[("jwt_secret", "short")]).unwrap_err().to_string().contains("jwt_secret"));
+        assert!(with(&[("addr", "localhost")]).unwrap_err().to_string().contains("addr"));
+    }
+}

@@ -1,0 +1,206 @@
+//! One error type for the HTTP API, answered as RFC 9457 `application/problem+json`.
+//! 5xx bodies are generic; their cause is logged with the request id, never sent.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use lessor_auth::{AuthError, CreateUserError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the kind of problem, e.g. `/problems/token-expired`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// For validation problems: each offending field (JSON path) with its reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldProblem>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldProblem {
+    pub field: String,
+    pub reason: String,
+}
+
+impl FieldProblem {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { field: field.into(), reason: reason.into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request could not be read (malformed JSON, bad header).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// 401: no usable credentials; `kind` is the problem slug.
+    #[error("unauthorized ({kind}): {detail}")]
+    Unauthorized { kind: &'static str, detail: &'static str },
+    /// 403: authenticated, but the role does not allow this.
+    #[error("forbidden")]
+    Forbidden,
+    /// 404
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// 405: the route exists, but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409: the request conflicts with the current state.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// 413: the body is larger than `max_body_bytes`.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// 415: the body is not `application/json`.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// 422: the body was read but its content is invalid.
+    #[error("validation failed")]
+    Validation(Vec<FieldProblem>),
+    /// 429: slow down; retry after the given time.
+    #[error("too many requests")]
+    TooManyRequests { retry_after: Duration },
+    /// 503: a backend (database, Redis) is unavailable. The cause is logged, not sent.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected failure. The cause is logged, not sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldProblem::new(field, reason)])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn slug(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad-request",
+            Self::Unauthorized { kind, .. } => kind,
+            Self::Forbidden => "forbidden",
+            Self::NotFound(_) => "not-found",
+            Self::MethodNotAllowed => "method-not-allowed",
+            Self::Conflict(_) => "conflict",
+            Self::PayloadTooLarge => "payload-too-large",
+            Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::Validation(_) => "validation",
+            Self::TooManyRequests { .. } => "too-many-requests",
+            Self::Unavailable(_) => "service-unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn detail(&self) -> Option<String> {
+        match self {
+            Self::BadRequest(d) | Self::NotFound(d) | Self::Conflict(d) => Some(d.clone()),
+            Self::Unauthorized { detail, .. } => Some((*detail).to_owned()),
+            Self::Forbidden => Some("your role does not allow this".into()),
+            Self::MethodNotAllowed => Some("this route does not accept that method".into()),
+            Self::PayloadTooLarge => Some("the request body exceeds the size limit".into()),
+            Self::UnsupportedMediaType => Some("send the body as application/json".into()),
+            Self::Validation(_) => Some("the request has invalid fields".into()),
+            Self::TooManyRequests { retry_after } => Some(format!("retry in {} s", retry_after.as_secs().max(1))),
+            Self::Unavailable(_) => Some("a backend is unavailable; retry later".into()),
+            Self::Internal(_) => None,
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let status = self.status();
+        Problem {
+            kind: format!("/problems/{}", self.slug()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: self.detail(),
+            errors: match self {
+                Self::Validation(fields) => fields.clone(),
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(cause) => tracing::error!(%cause, "request failed"),
+            Self::Unavailable(cause) => tracing::warn!(%cause, "backend unavailable"),
+            _ => {}
+        }
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let mut response = (self.status(), body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        match &self {
+            Self::Unauthorized { kind, .. } => {
+                let value = if *kind == "unauthenticated" { "Bearer" } else { "Bearer error=\"invalid_token\"" };
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+            }
+            Self::TooManyRequests { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::InvalidCredentials => {
+                Self::Unauthorized { kind: "invalid-credentials", detail: "invalid e-mail or password" }
+            }
+            AuthError::TokenExpired => {
+                Self::Unauthorized { kind: "token-expired", detail: "the access token has expired" }
+            }
+            AuthError::TokenInvalid => {
+                Self::Unauthorized { kind: "token-invalid", detail: "the access token is not valid" }
+            }
+            AuthError::TokenRevoked => {
+                Self::Unauthorized { kind: "token-revoked", detail: "the access token has been revoked" }
+            }
+            AuthError::TooManyAttempts { retry_after } => Self::TooManyRequests { retry_after },
+            AuthError::Unavailable(cause) => Self::Unavailable(cause),
+            AuthError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<CreateUserError> for ApiError {
+    fn from(e: CreateUserError) -> Self {
+        match e {
+            CreateUserError::Email(reason) => Self::field("email", reason.to_string()),
+            CreateUserError::Password(reason) => Self::field("password", reason.to_string()),
+            CreateUserError::DuplicateEmail => Self::Conflict("a user with this e-mail already exists".into()),
+            CreateUserError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The HTTP API: one `router()` per resource, merged here with the cross-cutting layers.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod observe;
+mod openapi;
+pub mod ops;
+pub mod users;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use lessor_auth::AuthService;
+use lessor_store::{Db, RedisConn};
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::metrics::Metrics;
+use error::ApiError;
+
+/// What every handler can reach. External systems enter as shared handles or trait objects.
+#[derive(Clone)]
+pub struct AppState {
+    pub auth: Arc<AuthService>,
+    pub db: Db,
+    pub redis: Option<RedisConn>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The documented routes, before state is attached: also the source of the OpenAPI document.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(ops::router())
+}
+
+/// The OpenAPI document generated from the route annotations.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let (routes, spec) = api().split_for_parts();
+    let spec = Bytes::from(spec.to_pretty_json().unwrap_or_default());
+    routes
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let spec = spec.clone();
+                async move { ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], spec) }
+            }),
+        )
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(CatchPanicLayer::custom(|_| -> Response {
+            ApiError::Internal("handler panicked".into()).into_response()
+        }))
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), observe::observe))
+        .with_state(state)
+}

@@ -1,0 +1,11 @@
+//! The Lessor host: configuration, HTTP API and wiring. Domain rules live in `services/*`.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::Config;
+pub use startup::Application;

@@ -1,0 +1,70 @@
+//! Prometheus metrics, one registry per application (so several can live in one process).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms .. ~16 s
+    Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 16.0].into_iter())
+}
+
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: HistogramFamily<HttpLabels>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("lessor");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        let http_duration: HistogramFamily<HttpLabels> = Family::new_with_constructor(latency_histogram);
+        registry.register("http_requests", "HTTP requests answered, by route and status", http_requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by route and status",
+            http_duration.clone(),
+        );
+        Self { registry: Mutex::new(registry), http_requests, http_duration }
+    }
+
+    pub fn observe_http(&self, labels: HttpLabels, elapsed: Duration) {
+        self.http_duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
+        self.http_requests.get_or_create(&labels).inc();
+    }
+
+    /// Lets other parts of the host (search, plugins, workers) add their own metrics.
+    pub fn with_registry<R>(&self, f: impl FnOnce(&mut Registry) -> R) -> R {
+        f(&mut self.registry.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The OpenMetrics text exposition, which Prometheus scrapes.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
+    }
+}

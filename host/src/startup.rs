@@ -1,0 +1,155 @@
+//! Builds the application from configuration: storage, auth, HTTP, background tasks.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use lessor_auth::sessions::{RedisSessions, SqlSessions};
+use lessor_auth::throttle::{MemoryThrottle, RedisThrottle};
+use lessor_auth::{AuthService, LoginThrottle, SessionStore, SqlUsers, ThrottlePolicy, TokenCodec};
+use lessor_store::{Db, PoolSettings, RedisConn};
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+
+/// A bound, ready-to-run host.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    state: AppState,
+    shutdown_grace: Duration,
+}
+
+/// Opens the database named by the configuration, applying migrations when asked.
+pub async fn open_database(config: &Config, migrate: bool) -> anyhow::Result<Db> {
+    let settings = PoolSettings { max_connections: config.database_max_connections, ..PoolSettings::default() };
+    let db = Db::connect_with(&config.database, &settings).await?;
+    if migrate {
+        db.migrate().await.with_context(|| format!("migrating {}", config.database))?;
+    }
+    Ok(db)
+}
+
+/// The auth service wired to the engines the configuration names.
+pub async fn auth_service(config: &Config, db: &Db, redis: Option<&RedisConn>) -> anyhow::Result<AuthService> {
+    let key = match &config.jwt_secret {
+        Some(secret) => secret.expose_secret().as_bytes().to_vec(),
+        None => lessor_auth::load_or_create_signing_key(db).await.context("loading the token signing key")?,
+    };
+    let (sessions, throttle): (Arc<dyn SessionStore>, Arc<dyn LoginThrottle>) = match redis {
+        Some(r) => (Arc::new(RedisSessions::new(r.clone())), Arc::new(RedisThrottle::new(r.clone()))),
+        None => (Arc::new(SqlSessions::new(db.clone())), Arc::new(MemoryThrottle::default())),
+    };
+    let policy = ThrottlePolicy {
+        max_failures_per_account: config.login_max_failures_per_account,
+        max_failures_per_address: config.login_max_failures_per_address,
+        window: Duration::from_secs(config.login_window_secs),
+    };
+    Ok(AuthService::new(
+        Arc::new(SqlUsers::new(db.clone())),
+        sessions,
+        throttle,
+        policy,
+        TokenCodec::new(&key, config.token_ttl_secs),
+    ))
+}
+
+impl Application {
+    /// Connects, migrates (unless `migrate_on_start` is off) and binds `config.addr`
+    /// (port 0 picks a free port; see [`Application::local_addr`]).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = open_database(&config, config.migrate_on_start).await?;
+        let redis = match &config.redis {
+            Some(target) => Some(RedisConn::new(&target.0, &config.redis_namespace).context("redis_url")?),
+            None => None,
+        };
+        let auth = Arc::new(auth_service(&config, &db, redis.as_ref()).await?);
+        let state = AppState { auth, db, redis, metrics: Arc::new(Metrics::new()) };
+        let router = http::router(state.clone(), config.max_body_bytes);
+        let listener =
+            TcpListener::bind(config.addr).await.with_context(|| format!("binding {} (LESSOR_ADDR)", config.addr))?;
+        Ok(Self { listener, router, state, shutdown_grace: Duration::from_secs(config.shutdown_grace_secs) })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
+    /// finish (at most the grace period) and closes the database pool.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let Self { listener, router, state, shutdown_grace } = self;
+        tracing::info!(addr = %listener.local_addr()?, engine = state.db.engine().as_str(), "listening");
+        let janitor = tokio::spawn(purge_sessions_periodically(state.auth.clone()));
+
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let mut graceful_rx = stop_rx.clone();
+        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = graceful_rx.wait_for(|stop| *stop).await;
+                tracing::info!("shutting down: finishing in-flight requests");
+            });
+        let deadline = async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+            tokio::time::sleep(shutdown_grace).await;
+        };
+        let result = tokio::select! {
+            result = server => result,
+            () = deadline => {
+                tracing::warn!(grace_secs = shutdown_grace.as_secs(), "in-flight requests did not finish in time");
+                Ok(())
+            }
+        };
+        janitor.abort();
+        state.db.close().await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+async fn purge_sessions_periodically(auth: Arc<AuthService>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        match auth.purge_expired_sessions().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "expired sessions removed"),
+            Err(e) => tracing::warn!(error = %e, "could not purge expired sessions"),
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
