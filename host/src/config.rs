@@ -158,10 +158,10 @@ impl Config {
                 Some(RedisTarget(url))
             }
         };
-        if let Some(secret) = &raw.jwt_secret {
-            if secrecy::ExposeSecret::expose_secret(secret).len() < 32 {
-                return Err(invalid("jwt_secret", "must be at least 32 bytes"));
-            }
+        if let Some(secret) = &raw.jwt_secret
+            && secrecy::ExposeSecret::expose_secret(secret).len() < 32
+        {
+            return Err(invalid("jwt_secret", "must be at least 32 bytes"));
         }
         if raw.redis_namespace.is_empty() || raw.redis_namespace.chars().any(|c| c.is_whitespace() || c == ':') {
             return Err(invalid("redis_namespace", "must be non-empty, without spaces or `:`"));
@@ -205,7 +205,9 @@ fn describe(err: figment::Error) -> ConfigError {
     let mut key = err.path.join(".");
     let reason = match &err.kind {
         figment::error::Kind::UnknownField(field, expected) => {
-            key = if key.is_empty() { field.clone() } else { format!("{key}.{field}") };
+            if err.path.last() != Some(field) {
+                key = if key.is_empty() { field.clone() } else { format!("{key}.{field}") };
+            }
             format!("unknown key; known keys are {}", expected.join(", "))
         }
         kind => kind.to_string(),

@@ -84,6 +84,11 @@ impl Application {
         self.local_addr().port()
     }
 
+    /// The services the running application uses (tests and tools reach in through this).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
     /// finish (at most the grace period) and closes the database pool.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {

@@ -20,7 +20,7 @@ pub use sqlx;
 
 /// Runs `$body` with `$pool` bound to the engine's pool (`&PgPool` or `&SqlitePool`).
 ///
-/// ```ignore
+/// ```text
 /// let n: i64 = on_db!(&db, pool => sqlx::query_scalar("SELECT 1").fetch_one(pool).await)?;
 /// ```
 #[macro_export]

@@ -1,0 +1,210 @@
+//! Test harness: spawns the application on port 0 against a fresh database.
+//!
+//! PostgreSQL and Redis come from `TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`) and `TEST_REDIS_URL` (default
+//! `redis://127.0.0.1:6379`). Each PostgreSQL test gets its own database, dropped afterwards;
+//! each Redis test its own key namespace.
+
+use std::time::Duration;
+
+use host::config::RedisTarget;
+use host::http::AppState;
+use host::{Application, Config};
+use lessor_auth::Role;
+use lessor_store::DatabaseTarget;
+use secrecy::SecretString;
+use serde_json::Value;
+use sqlx::Connection;
+use tempfile::TempDir;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded: SQLite file, sessions in SQL, throttling in memory.
+    Sqlite,
+    /// PostgreSQL with sessions in SQL.
+    Postgres,
+    /// PostgreSQL with sessions and throttling in Redis.
+    PostgresRedis,
+}
+
+/// Runs an `async fn(Backend)` test once per backend, as `name::sqlite`, `name::postgres`
+/// and `name::postgres_redis`.
+#[macro_export]
+macro_rules! on_each_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use $crate::helpers::Backend;
+            #[tokio::test]
+            async fn sqlite() { super::$name(Backend::Sqlite).await }
+            #[tokio::test]
+            async fn postgres() { super::$name(Backend::Postgres).await }
+            #[tokio::test]
+            async fn postgres_redis() { super::$name(Backend::PostgresRedis).await }
+        }
+    )*};
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A PostgreSQL database that exists for one test.
+pub struct PgTestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl PgTestDb {
+    pub async fn create() -> Self {
+        let admin = postgres_admin_url();
+        let name = format!("lessor_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL reachable (TEST_POSTGRES_URL)");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_path(&name);
+        Self { name, url: url.to_string() }
+    }
+
+    /// Drops the database now, cutting any open connections.
+    pub async fn drop_now(&self) {
+        let mut conn = sqlx::PgConnection::connect(&postgres_admin_url()).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut conn).await.unwrap();
+    }
+}
+
+impl Drop for PgTestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; use a runtime of our own on another thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub pg: Option<PgTestDb>,
+    _dir: TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A configuration for tests: port 0, a temporary data directory, the backend's engines.
+pub async fn test_config(backend: Backend, dir: &TempDir) -> (Config, Option<PgTestDb>) {
+    let mut config = Config::defaults();
+    config.addr = "127.0.0.1:0".parse().unwrap();
+    config.data_dir = dir.path().to_path_buf();
+    config.database = DatabaseTarget::from_config(None, dir.path()).unwrap();
+    config.redis_namespace = format!("lessor-test-{}", uuid::Uuid::new_v4().simple());
+    let mut pg = None;
+    if backend != Backend::Sqlite {
+        let db = PgTestDb::create().await;
+        config.database = DatabaseTarget::from_config(Some(&db.url), dir.path()).unwrap();
+        config.database_max_connections = 4;
+        pg = Some(db);
+    }
+    if backend == Backend::PostgresRedis {
+        config.redis = Some(RedisTarget(url::Url::parse(&redis_url()).unwrap()));
+    }
+    (config, pg)
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut config, pg) = test_config(backend, &dir).await;
+        tweak(&mut config);
+        let app = Application::build(config).await.expect("application builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        Self { base, client, state, pg, _dir: dir, _stop: stop }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Creates a user directly through the auth service; returns its e-mail.
+    pub async fn create_user(&self, role: Role) -> String {
+        let email = format!("{}-{}@example.com", role, uuid::Uuid::new_v4().simple());
+        self.state.auth.create_user(&email, SecretString::from(PASSWORD.to_owned()), role).await.expect("user created");
+        email
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/auth/login"))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A fresh user of `role` and a valid access token for it.
+    pub async fn token_for(&self, role: Role) -> String {
+        let email = self.create_user(role).await;
+        let response = self.login(&email, PASSWORD).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn get_authed(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.unwrap()
+    }
+}
+
+/// Asserts a problem+json response with the given status and problem type slug; returns it.
+pub async fn assert_problem(response: reqwest::Response, status: u16, slug: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], format!("/problems/{slug}"), "problem type in {body}");
+    assert_eq!(body["status"], status);
+    body
+}
+
+/// The claims of a JWT, decoded without verification (tests only).
+pub fn claims_of(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Sends raw bytes to `base` (`http://host:port`) and reads the answer until the server
+/// closes the connection: for requests a well-behaved client would not send.
+pub async fn raw_http(base: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}

@@ -1,0 +1,8 @@
+//! Black-box tests: the real application on a real socket, against a fresh database per
+//! test (SQLite in a temporary directory, or a new PostgreSQL database), and real Redis.
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod ops;
