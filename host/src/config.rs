@@ -31,6 +31,9 @@ struct RawConfig {
     database_max_connections: u32,
     redis_url: Option<String>,
     redis_namespace: String,
+    meili_url: Option<String>,
+    meili_api_key: Option<SecretString>,
+    meili_index: String,
     log_format: LogFormat,
     log_level: String,
     jwt_secret: Option<SecretString>,
@@ -52,6 +55,9 @@ impl Default for RawConfig {
             database_max_connections: 16,
             redis_url: None,
             redis_namespace: "lessor".into(),
+            meili_url: None,
+            meili_api_key: None,
+            meili_index: "leases".into(),
             log_format: LogFormat::Text,
             log_level: "info".into(),
             jwt_secret: None,
@@ -75,6 +81,8 @@ pub struct Config {
     pub database_max_connections: u32,
     pub redis: Option<RedisTarget>,
     pub redis_namespace: String,
+    /// Meilisearch for lease search; the embedded index under `data_dir/search` when unset.
+    pub meili: Option<MeiliSettings>,
     pub log_format: LogFormat,
     pub log_level: String,
     pub jwt_secret: Option<SecretString>,
@@ -85,6 +93,13 @@ pub struct Config {
     pub login_max_failures_per_address: u32,
     pub login_window_secs: u64,
     pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct MeiliSettings {
+    pub url: Url,
+    pub api_key: Option<SecretString>,
+    pub index: String,
 }
 
 /// A Redis URL whose password is never printed.
@@ -158,6 +173,16 @@ impl Config {
                 Some(RedisTarget(url))
             }
         };
+        let meili = match raw.meili_url.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => {
+                let url = Url::parse(s).map_err(|e| invalid("meili_url", format!("not a URL: {e}")))?;
+                if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+                    return Err(invalid("meili_url", "expected http(s)://host[:port]"));
+                }
+                Some(MeiliSettings { url, api_key: raw.meili_api_key, index: raw.meili_index })
+            }
+        };
         if let Some(secret) = &raw.jwt_secret
             && secrecy::ExposeSecret::expose_secret(secret).len() < 32
         {
@@ -186,6 +211,7 @@ impl Config {
             database_max_connections: raw.database_max_connections,
             redis,
             redis_namespace: raw.redis_namespace,
+            meili,
             log_format: raw.log_format,
             log_level: raw.log_level,
             jwt_secret: raw.jwt_secret,
@@ -257,6 +283,8 @@ mod tests {
             ("database_url", "postgres://app:s3cr3t-db@db/lessor"),
             ("redis_url", "redis://:s3cr3t-redis@cache:6379"),
             ("jwt_secret", "s3cr3t-jwt-s3cr3t-jwt-s3cr3t-jwt-0000"),
+            ("meili_url", "http://search:7700"),
+            ("meili_api_key", "s3cr3t-meili"),
         ])
         .unwrap();
         let shown = format!("{c:?}");

@@ -1,11 +1,13 @@
 //! Prometheus metrics, one registry per application (so several can live in one process).
 
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -23,10 +25,19 @@ fn latency_histogram() -> Histogram {
     Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 16.0])
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EngineLabels {
+    pub engine: String,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: HistogramFamily<HttpLabels>,
+    search_duration: HistogramFamily<EngineLabels>,
+    index_lag: Gauge<f64, AtomicU64>,
+    indexed: Counter,
+    index_deferred: Counter,
 }
 
 impl Default for Metrics {
@@ -46,7 +57,41 @@ impl Metrics {
             "Time to answer an HTTP request, by route and status",
             http_duration.clone(),
         );
-        Self { registry: Mutex::new(registry), http_requests, http_duration }
+        let search_duration: HistogramFamily<EngineLabels> = Family::new_with_constructor(latency_histogram);
+        registry.register("search_duration_seconds", "Time a lease search took in the engine", search_duration.clone());
+        let index_lag = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "search_index_lag_seconds",
+            "Age of the oldest lease change not yet in the search index (0 when none waits)",
+            index_lag.clone(),
+        );
+        let indexed = Counter::default();
+        registry.register("search_indexed", "Search outbox entries applied to the index", indexed.clone());
+        let index_deferred = Counter::default();
+        registry.register(
+            "search_index_deferred",
+            "Search outbox entries put back after an index failure",
+            index_deferred.clone(),
+        );
+        Self {
+            registry: Mutex::new(registry),
+            http_requests,
+            http_duration,
+            search_duration,
+            index_lag,
+            indexed,
+            index_deferred,
+        }
+    }
+
+    pub fn observe_search(&self, engine: &str, elapsed: Duration) {
+        self.search_duration.get_or_create(&EngineLabels { engine: engine.to_owned() }).observe(elapsed.as_secs_f64());
+    }
+
+    pub fn observe_indexer_pass(&self, pass: &lessor_leases::indexer::Pass) {
+        self.index_lag.set(pass.lag.map_or(0.0, |l| l.as_secs_f64()));
+        self.indexed.inc_by(pass.indexed as u64);
+        self.index_deferred.inc_by(pass.deferred as u64);
     }
 
     pub fn observe_http(&self, labels: HttpLabels, elapsed: Duration) {

@@ -9,9 +9,12 @@ use anyhow::Context;
 use lessor_auth::sessions::{RedisSessions, SqlSessions};
 use lessor_auth::throttle::{MemoryThrottle, RedisThrottle};
 use lessor_auth::{AuthService, LoginThrottle, SessionStore, SqlUsers, ThrottlePolicy, TokenCodec};
+use lessor_leases::LeaseService;
+use lessor_leases::repo::{LeaseRepository, SqlLeases};
 use lessor_store::{Db, PoolSettings, RedisConn};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::http::{self, AppState};
@@ -22,6 +25,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     state: AppState,
+    lease_changes: Arc<Notify>,
     shutdown_grace: Duration,
 }
 
@@ -69,11 +73,21 @@ impl Application {
             None => None,
         };
         let auth = Arc::new(auth_service(&config, &db, redis.as_ref()).await?);
-        let state = AppState { auth, db, redis, metrics: Arc::new(Metrics::new()) };
+        let lease_repo: Arc<dyn LeaseRepository> = Arc::new(SqlLeases::new(db.clone()));
+        let search = crate::search::open_index(&config, &lease_repo).await?;
+        let lease_changes = Arc::new(Notify::new());
+        let leases = Arc::new(LeaseService::new(lease_repo, lease_changes.clone()));
+        let state = AppState { auth, leases, search, db, redis, metrics: Arc::new(Metrics::new()) };
         let router = http::router(state.clone(), config.max_body_bytes);
         let listener =
             TcpListener::bind(config.addr).await.with_context(|| format!("binding {} (LESSOR_ADDR)", config.addr))?;
-        Ok(Self { listener, router, state, shutdown_grace: Duration::from_secs(config.shutdown_grace_secs) })
+        Ok(Self {
+            listener,
+            router,
+            state,
+            lease_changes,
+            shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -92,11 +106,26 @@ impl Application {
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
     /// finish (at most the grace period) and closes the database pool.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Self { listener, router, state, shutdown_grace } = self;
-        tracing::info!(addr = %listener.local_addr()?, engine = state.db.engine().as_str(), "listening");
+        let Self { listener, router, state, lease_changes, shutdown_grace } = self;
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            engine = state.db.engine().as_str(),
+            search = state.search.engine(),
+            "listening"
+        );
         let janitor = tokio::spawn(purge_sessions_periodically(state.auth.clone()));
 
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let mut indexer_stop = stop_rx.clone();
+        let indexer = tokio::spawn(crate::search::run_indexer(
+            state.leases.repository().clone(),
+            state.search.clone(),
+            lease_changes,
+            state.metrics.clone(),
+            async move {
+                let _ = indexer_stop.wait_for(|stop| *stop).await;
+            },
+        ));
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
@@ -119,6 +148,8 @@ impl Application {
             }
         };
         janitor.abort();
+        // The indexer finishes its batch; whatever it did not complete stays in the outbox.
+        let _ = tokio::time::timeout(Duration::from_secs(5), indexer).await;
         state.db.close().await;
         tracing::info!("stopped");
         result

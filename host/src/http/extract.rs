@@ -45,12 +45,25 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
 /// Deserialises JSON, naming the field (as a JSON path) that failed.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    use serde_json::error::Category;
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let err = match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Ok(value) => {
-            return de.end().map(|()| value).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")));
-        }
+    let value = deserialize_named(&mut de)?;
+    de.end().map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+/// Reads a typed value out of an already parsed JSON document, naming the failing field.
+pub fn from_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    deserialize_named(value)
+}
+
+fn deserialize_named<'de, D, T>(de: D) -> Result<T, ApiError>
+where
+    D: serde::Deserializer<'de, Error = serde_json::Error>,
+    T: serde::Deserialize<'de>,
+{
+    use serde_json::error::Category;
+    let err = match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(value) => return Ok(value),
         Err(err) => err,
     };
     let inner = err.inner();
@@ -60,9 +73,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let message = inner.to_string();
     let reason = message.split(" at line ").next().unwrap_or(&message).to_owned();
     let mut field = err.path().to_string();
-    // "missing field `x`" is reported at the parent; name the field itself.
-    if let Some(missing) = reason.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
-        field = if field == "." { missing.to_owned() } else { format!("{field}.{missing}") };
+    // "missing field `x`" and "unknown field `x`, expected …" are reported at the parent;
+    // name the field itself.
+    let named = reason
+        .strip_prefix("missing field `")
+        .or_else(|| reason.strip_prefix("unknown field `"))
+        .and_then(|r| r.split('`').next());
+    if let Some(name) = named.filter(|name| field.rsplit('.').next() != Some(name)) {
+        field = if field == "." { name.to_owned() } else { format!("{field}.{name}") };
     }
     if field == "." {
         field = "body".into();
@@ -156,6 +174,18 @@ mod tests {
         let f = fields(parse_json::<Outer>(br#"{"inner": {}}"#).unwrap_err());
         assert_eq!(f[0].field, "inner.year");
         assert!(f[0].reason.contains("missing field"));
+    }
+
+    #[test]
+    fn names_an_unknown_field_once() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Strict {
+            status: String,
+        }
+        let f = fields(parse_json::<Strict>(br#"{"status": "x", "deposit": 1}"#).unwrap_err());
+        assert_eq!(f[0].field, "deposit");
     }
 
     #[test]

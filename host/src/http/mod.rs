@@ -3,9 +3,11 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod leases;
 pub mod observe;
 mod openapi;
 pub mod ops;
+mod search;
 pub mod users;
 
 use std::sync::Arc;
@@ -17,6 +19,8 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use lessor_auth::AuthService;
+use lessor_leases::LeaseService;
+use lessor_search::SearchIndex;
 use lessor_store::{Db, RedisConn};
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
@@ -29,6 +33,8 @@ use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub auth: Arc<AuthService>,
+    pub leases: Arc<LeaseService>,
+    pub search: Arc<dyn SearchIndex>,
     pub db: Db,
     pub redis: Option<RedisConn>,
     pub metrics: Arc<Metrics>,
@@ -39,6 +45,7 @@ fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(auth::router())
         .merge(users::router())
+        .merge(leases::router())
         .merge(ops::router())
 }
 

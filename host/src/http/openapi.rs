@@ -13,6 +13,7 @@ use super::error::{FieldProblem, Problem};
     tags(
         (name = "auth", description = "Log in and out"),
         (name = "users", description = "Accounts and roles"),
+        (name = "leases", description = "Leases, installment schedules and full-text search"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

@@ -5,4 +5,5 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod leases;
 mod ops;

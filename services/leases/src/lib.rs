@@ -16,9 +16,13 @@
 
 mod category;
 mod id;
+pub mod indexer;
 mod lease;
 mod money;
+mod record;
+pub mod repo;
 mod schedule;
+mod service;
 mod status;
 mod term;
 mod validation;
@@ -29,7 +33,9 @@ pub use category::{Category, UnknownCategory};
 pub use id::LeaseId;
 pub use lease::{AmountError, LeaseInput, MAX_LEASE_AMOUNT, NewLease, StartDateError, VehicleInput};
 pub use money::{Currency, CurrencyError, Money, MoneyError};
+pub use record::{Installment, Lease, VehicleRecord, now_micros};
 pub use schedule::{ScheduleLine, installment_due_dates, installment_schedule};
+pub use service::{LeaseError, LeaseService, MAX_PAGE, Page, Viewer};
 pub use status::{IllegalTransition, InstallmentStatus, LeaseStatus, UnknownStatus};
 pub use term::{TermMonths, TermMonthsError};
 pub use validation::{FieldError, ValidationError};
