@@ -34,6 +34,16 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage the lease search index.
+    #[command(subcommand)]
+    Search(SearchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SearchCommand {
+    /// Rebuild the search index from the database (stop `host serve` first when it uses
+    /// the embedded index in the same data directory).
+    Reindex,
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,6 +76,16 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
         Command::Migrate => {
             let db = startup::open_database(&config, true).await?;
             tracing::info!(database = %config.database, "migrations applied");
+            db.close().await;
+        }
+        Command::Search(SearchCommand::Reindex) => {
+            let db = startup::open_database(&config, config.migrate_on_start).await?;
+            let repo: std::sync::Arc<dyn lessor_leases::repo::LeaseRepository> =
+                std::sync::Arc::new(lessor_leases::repo::SqlLeases::new(db.clone()));
+            let index = crate::search::open_index(&config, &repo, true).await?;
+            let started = std::time::Instant::now();
+            let count = crate::search::reindex(&repo, &index).await?;
+            println!("re-indexed {count} leases into {} in {:.1} s", index.engine(), started.elapsed().as_secs_f64());
             db.close().await;
         }
         Command::User(UserCommand::Create { email, password_stdin: _, role }) => {

@@ -18,12 +18,22 @@ const POLL: Duration = Duration::from_millis(500);
 
 /// The configured engine: Meilisearch when `meili_url` is set, else the embedded index
 /// under `data_dir/search`. A newly created embedded index is refilled from the database.
-pub async fn open_index(config: &Config, repo: &Arc<dyn LeaseRepository>) -> anyhow::Result<Arc<dyn SearchIndex>> {
+/// Meilisearch settings are applied now when `setup_now`, else in the background (retrying
+/// while it is unreachable, so the host starts during a search outage).
+pub async fn open_index(
+    config: &Config,
+    repo: &Arc<dyn LeaseRepository>,
+    setup_now: bool,
+) -> anyhow::Result<Arc<dyn SearchIndex>> {
     match &config.meili {
         Some(meili) => {
             let key = meili.api_key.as_ref().map(|k| k.expose_secret().to_owned());
             let index = Arc::new(MeiliIndex::new(&meili.url, key.as_deref(), &meili.index).context("meili_url")?);
-            tokio::spawn(configure_meili(index.clone()));
+            if setup_now {
+                index.configure().await.context("configuring the Meilisearch index")?;
+            } else {
+                tokio::spawn(configure_meili(index.clone()));
+            }
             Ok(index)
         }
         None => {

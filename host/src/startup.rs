@@ -74,7 +74,7 @@ impl Application {
         };
         let auth = Arc::new(auth_service(&config, &db, redis.as_ref()).await?);
         let lease_repo: Arc<dyn LeaseRepository> = Arc::new(SqlLeases::new(db.clone()));
-        let search = crate::search::open_index(&config, &lease_repo).await?;
+        let search = crate::search::open_index(&config, &lease_repo, false).await?;
         let lease_changes = Arc::new(Notify::new());
         let leases = Arc::new(LeaseService::new(lease_repo, lease_changes.clone()));
         let state = AppState { auth, leases, search, db, redis, metrics: Arc::new(Metrics::new()) };

@@ -222,3 +222,82 @@ async fn version_is_printed() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), format!("host {}", env!("CARGO_PKG_VERSION")));
 }
+
+async fn create_user_cli(dir: &Path, email: &str, role: &str) {
+    let mut cmd = host(dir);
+    cmd.args(["user", "create", "--email", email, "--password-stdin", "--role", role])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).await.unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+async fn login_at(addr: &str, email: &str) -> String {
+    let body: Value = reqwest::Client::new()
+        .post(format!("http://{addr}/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn search_count(addr: &str, token: &str, q: &str) -> usize {
+    let body: Value = reqwest::Client::new()
+        .get(format!("http://{addr}/api/v1/leases?q={q}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["items"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn search_reindex_rebuilds_the_embedded_index_from_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    create_user_cli(dir.path(), "ops@example.com", "operator").await;
+    let (mut child, addr) = serve(dir.path(), &[]).await;
+    let token = login_at(&addr, "ops@example.com").await;
+    for vin in ["WDD2220821A000001", "WDD2220821A000002"] {
+        let lease = crate::leases::lease_body(vin, "Mercedes-Benz", "S 580", "luxury");
+        let response = reqwest::Client::new()
+            .post(format!("http://{addr}/api/v1/leases"))
+            .bearer_auth(&token)
+            .json(&lease)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+
+    // While the server holds the embedded index, a rebuild is refused with a reason.
+    let busy = host(dir.path()).args(["search", "reindex"]).output().await.unwrap();
+    assert!(!busy.status.success());
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("another host"),
+        "{}",
+        String::from_utf8_lossy(&busy.stderr)
+    );
+    sigterm(&child).await;
+    child.wait().await.unwrap();
+
+    // Lose the index entirely, rebuild it from the database, and search again.
+    std::fs::remove_dir_all(dir.path().join("data/search")).unwrap();
+    let out = host(dir.path()).args(["search", "reindex"]).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("re-indexed 2 leases into tantivy"));
+
+    let (mut child, addr) = serve(dir.path(), &[]).await;
+    let token = login_at(&addr, "ops@example.com").await;
+    assert_eq!(search_count(&addr, &token, "luxary").await, 2);
+    child.kill().await.unwrap();
+}

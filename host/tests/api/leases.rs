@@ -274,3 +274,15 @@ async fn listing_pages_with_cursors(backend: Backend) {
     assert_eq!(rest["items"].as_array().unwrap().len(), 2);
     assert_eq!(rest["next_cursor"], Value::Null);
 }
+
+#[tokio::test]
+async fn search_latency_and_indexing_lag_are_on_metrics() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let token = app.token_for(Role::Customer).await;
+    let id = created(&app, &token, &s_class()).await["id"].as_str().unwrap().to_owned();
+    assert_eq!(search_until(&app, &token, "q=luxury", |ids| ids.contains(&id)).await, vec![id]);
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains(r#"lessor_search_duration_seconds_count{engine="tantivy"}"#), "{text}");
+    assert!(text.contains("lessor_search_index_lag_seconds 0.0"), "nothing waits once the lease is found: {text}");
+    assert!(text.contains("lessor_search_indexed_total 1"), "{text}");
+}
