@@ -6,4 +6,8 @@ mod helpers;
 mod auth;
 mod cli;
 mod leases;
+mod meili;
+#[path = "../../../services/search/tests/peer/mod.rs"]
+#[allow(dead_code)]
+mod meili_peer;
 mod ops;
