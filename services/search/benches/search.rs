@@ -13,14 +13,36 @@ use std::time::{Duration, Instant};
 use lessor_search::{LeaseDocument, SearchIndex, SearchQuery, TantivyIndex, WriterConfig};
 use uuid::Uuid;
 
-/// Make, VIN manufacturer code, and models with their category.
-const CATALOGUE: &[(&str, &str, &[(&str, &str)])] = &[
-    ("Toyota", "JTD", &[("Corolla", "compact"), ("Camry", "midsize"), ("RAV4", "suv"), ("Prius", "economy"), ("Hilux", "truck")]),
-    ("Volkswagen", "WVW", &[("Golf", "compact"), ("Passat", "midsize"), ("Tiguan", "suv"), ("ID.4", "electric"), ("Polo", "economy")]),
-    ("BMW", "WBA", &[("3 Series", "midsize"), ("X5", "suv"), ("i4", "electric"), ("M3", "sports"), ("7 Series", "luxury")]),
-    ("Mercedes-Benz", "WDD", &[("C-Class", "midsize"), ("E-Class", "midsize"), ("GLE", "suv"), ("S-Class", "luxury"), ("Sprinter", "van")]),
+/// A make, its VIN manufacturer code, and its models with their category.
+type Make = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+
+const CATALOGUE: &[Make] = &[
+    (
+        "Toyota",
+        "JTD",
+        &[("Corolla", "compact"), ("Camry", "midsize"), ("RAV4", "suv"), ("Prius", "economy"), ("Hilux", "truck")],
+    ),
+    (
+        "Volkswagen",
+        "WVW",
+        &[("Golf", "compact"), ("Passat", "midsize"), ("Tiguan", "suv"), ("ID.4", "electric"), ("Polo", "economy")],
+    ),
+    (
+        "BMW",
+        "WBA",
+        &[("3 Series", "midsize"), ("X5", "suv"), ("i4", "electric"), ("M3", "sports"), ("7 Series", "luxury")],
+    ),
+    (
+        "Mercedes-Benz",
+        "WDD",
+        &[("C-Class", "midsize"), ("E-Class", "midsize"), ("GLE", "suv"), ("S-Class", "luxury"), ("Sprinter", "van")],
+    ),
     ("Audi", "WAU", &[("A4", "midsize"), ("A6", "luxury"), ("Q5", "suv"), ("e-tron GT", "electric")]),
-    ("Ford", "1FA", &[("Focus", "compact"), ("Mustang", "sports"), ("F-150", "truck"), ("Transit", "van"), ("Explorer", "suv")]),
+    (
+        "Ford",
+        "1FA",
+        &[("Focus", "compact"), ("Mustang", "sports"), ("F-150", "truck"), ("Transit", "van"), ("Explorer", "suv")],
+    ),
     ("Tesla", "5YJ", &[("Model 3", "electric"), ("Model Y", "electric"), ("Model S", "luxury")]),
     ("Honda", "JHM", &[("Civic", "compact"), ("Accord", "midsize"), ("CR-V", "suv"), ("Jazz", "economy")]),
     ("Hyundai", "KMH", &[("i30", "compact"), ("Tucson", "suv"), ("Ioniq 5", "electric")]),
@@ -125,7 +147,7 @@ const KINDS: [&str; 8] = [
     "one word",
     "typo word",
     "prefix",
-    "two words",
+    "make + model",
     "one word + owner",
     "typo word + owner",
     "prefix + owner",
@@ -141,7 +163,7 @@ fn query(rng: &mut Rng, kind: usize, words: &[String]) -> SearchQuery {
             with_typo(rng, word)
         }
         2 => {
-            let word = rng.pick(&long).clone();
+            let word = rng.pick(&long).to_string();
             word[..3 + rng.below(2) as usize].to_owned()
         }
         _ => {
@@ -185,8 +207,11 @@ async fn build(dir: &std::path::Path, count: u64) {
         elapsed.as_secs_f64(),
         count as f64 / elapsed.as_secs_f64()
     );
+}
 
-    // The indexer's steady state: small batches, one commit each.
+/// The indexer's steady state on the host's default writer: small batches, one commit each.
+async fn small_upserts(index: &TantivyIndex, count: u64) {
+    let mut rng = Rng(0xBA7C4);
     let mut latencies = Vec::new();
     for round in 0..20 {
         let docs: Vec<LeaseDocument> = (0..100).map(|i| lease(&mut rng, (round * 100 + i) % count, count)).collect();
@@ -196,14 +221,13 @@ async fn build(dir: &std::path::Path, count: u64) {
     }
     latencies.sort();
     println!(
-        "upsert of 100 existing leases (replace + commit + reload), 20 rounds: p50 {:.1} ms, max {:.1} ms",
+        "upsert of 100 existing leases (replace, commit with fsync, reload), 20 rounds: p50 {:.1} ms, max {:.1} ms",
         millis(percentile(&latencies, 50.0)),
         millis(percentile(&latencies, 100.0))
     );
 }
 
-async fn measure(dir: &std::path::Path, queries: u64) {
-    let index = TantivyIndex::open(dir).expect("reopen");
+async fn measure(index: &TantivyIndex, queries: u64) {
     let words = vocabulary();
     let mut rng = Rng(0xC0FFEE);
     for kind in 0..KINDS.len() {
@@ -213,29 +237,33 @@ async fn measure(dir: &std::path::Path, queries: u64) {
     }
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); KINDS.len()];
     let mut hits = vec![0u64; KINDS.len()];
+    let mut slowest = Vec::with_capacity(queries as usize);
     for n in 0..queries {
         let kind = (n % KINDS.len() as u64) as usize;
         let query = query(&mut rng, kind, &words);
         let started = Instant::now();
         let page = index.search(&query).await.expect("search");
-        samples[kind].push(started.elapsed());
+        let elapsed = started.elapsed();
+        samples[kind].push(elapsed);
         hits[kind] += page.estimated_total;
+        slowest.push((elapsed, KINDS[kind], query.text));
     }
+    slowest.sort_by_key(|(elapsed, _, _)| std::cmp::Reverse(*elapsed));
     println!("\n{queries} queries, one at a time, limit 20 (latency in ms, spawn_blocking included):");
-    println!("{:<20} {:>6} {:>8} {:>8} {:>8} {:>8} {:>12}", "kind", "count", "p50", "p95", "p99", "max", "mean total");
+    println!("{:<20} {:>6} {:>8} {:>8} {:>8} {:>8} {:>11}", "kind", "count", "p50", "p95", "p99", "max", "mean hits");
     let mut all = Vec::new();
     for (kind, mut durations) in samples.into_iter().enumerate() {
         durations.sort();
         let count = durations.len().max(1);
         println!(
-            "{:<20} {:>6} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>12}",
+            "{:<20} {:>6} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>11.1}",
             KINDS[kind],
             durations.len(),
             millis(percentile(&durations, 50.0)),
             millis(percentile(&durations, 95.0)),
             millis(percentile(&durations, 99.0)),
             millis(percentile(&durations, 100.0)),
-            hits[kind] / count as u64
+            hits[kind] as f64 / count as f64
         );
         all.extend(durations);
     }
@@ -249,6 +277,10 @@ async fn measure(dir: &std::path::Path, queries: u64) {
         millis(percentile(&all, 99.0)),
         millis(percentile(&all, 100.0))
     );
+    println!("slowest:");
+    for (elapsed, kind, text) in slowest.iter().take(8) {
+        println!("  {:>8.3} ms  {kind:<20} {text:?}", millis(*elapsed));
+    }
 }
 
 fn main() {
@@ -259,6 +291,9 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     runtime.block_on(async {
         build(dir.path(), leases).await;
-        measure(dir.path(), queries).await;
+        // Reopened as a restarted host would, with its default writer.
+        let index = TantivyIndex::open(dir.path()).expect("reopen");
+        small_upserts(&index, leases).await;
+        measure(&index, queries).await;
     });
 }

@@ -116,7 +116,10 @@ mod tests {
     #[test]
     fn overlong_text_is_refused() {
         assert_eq!(SearchQuery::text("é".repeat(MAX_TEXT_CHARS)).validate(), Ok(()));
-        assert!(matches!(SearchQuery::text("a".repeat(MAX_TEXT_CHARS + 1)).validate(), Err(SearchError::InvalidQuery(_))));
+        assert!(matches!(
+            SearchQuery::text("a".repeat(MAX_TEXT_CHARS + 1)).validate(),
+            Err(SearchError::InvalidQuery(_))
+        ));
     }
 
     #[test]

@@ -184,7 +184,10 @@ async fn a_task_that_does_not_finish_in_time_fails_the_write() {
     let index = index.with_task_timeout(Duration::from_millis(150));
     peer.set_stalled(true);
     let result = index.upsert(&fleet()).await;
-    assert!(matches!(&result, Err(SearchError::Unavailable(message)) if message.contains("not finished")), "{result:?}");
+    assert!(
+        matches!(&result, Err(SearchError::Unavailable(message)) if message.contains("not finished")),
+        "{result:?}"
+    );
 
     peer.set_stalled(false);
     index.upsert(&fleet()).await.unwrap();

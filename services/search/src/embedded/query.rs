@@ -3,12 +3,17 @@
 //! Every query word must match a word of the lease text (AND). A word matches exactly, or,
 //! from 5 characters, with one typo (two from 9; a transposition counts as one; none in a
 //! word with a digit); the last word also matches as a prefix (with one typo from 5
-//! characters). Each way of matching has
-//! a fixed score, so that ranking is by how well the words matched, not by term statistics:
-//! exact beats prefix beats typo, and ties fall to the newest lease.
+//! characters). The VIN matches exactly, or as a prefix of 3+ characters for the last word:
+//! a fleet's VINs share their first characters, so a short or fuzzy prefix there would match
+//! thousands of terms and no lease anyone meant.
+//!
+//! Each way of matching has a fixed score, so that ranking is by how well the words matched,
+//! not by term statistics: exact beats prefix beats typo, and ties fall to the newest lease.
 
 use tantivy::Term;
-use tantivy::query::{AllQuery, BooleanQuery, ConstScoreQuery, DisjunctionMaxQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, ConstScoreQuery, DisjunctionMaxQuery, FuzzyTermQuery, Occur, Query, TermQuery,
+};
 use tantivy::schema::{Field, IndexRecordOption};
 
 use super::schema::{Fields, filter_value, words};
@@ -16,6 +21,8 @@ use crate::SearchQuery;
 
 /// Words past this many are ignored, as Meilisearch does.
 pub(super) const MAX_WORDS: usize = 10;
+/// The shortest last word matched as a prefix of a VIN.
+const MIN_VIN_PREFIX: usize = 3;
 
 const EXACT: f32 = 4.0;
 const PREFIX: f32 = 3.0;
@@ -48,7 +55,7 @@ pub(super) fn plan(fields: &Fields, query: &SearchQuery) -> Plan {
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = words
         .iter()
         .enumerate()
-        .map(|(position, word)| (Occur::Must, word_query(fields.text, word, position == last)))
+        .map(|(position, word)| (Occur::Must, word_query(fields, word, position == last)))
         .collect();
     let ranked = !clauses.is_empty();
     let filters = [
@@ -62,12 +69,23 @@ pub(super) fn plan(fields: &Fields, query: &SearchQuery) -> Plan {
             clauses.push((Occur::Must, Box::new(ConstScoreQuery::new(Box::new(term), 0.0))));
         }
     }
-    let query: Box<dyn Query> = if clauses.is_empty() { Box::new(AllQuery) } else { Box::new(BooleanQuery::new(clauses)) };
+    let query: Box<dyn Query> =
+        if clauses.is_empty() { Box::new(AllQuery) } else { Box::new(BooleanQuery::new(clauses)) };
     Plan { query, ranked }
 }
 
 /// The ways one word may match, scored by the best of them.
-fn word_query(field: Field, word: &str, is_last: bool) -> Box<dyn Query> {
+fn word_query(fields: &Fields, word: &str, is_last: bool) -> Box<dyn Query> {
+    let mut ways = text_ways(fields.text, word, is_last);
+    let vin = Term::from_field_text(fields.vin, word);
+    ways.push(scored(Box::new(TermQuery::new(vin.clone(), IndexRecordOption::Basic)), EXACT));
+    if is_last && word.chars().count() >= MIN_VIN_PREFIX {
+        ways.push(scored(Box::new(FuzzyTermQuery::new_prefix(vin, 0, true)), PREFIX));
+    }
+    Box::new(DisjunctionMaxQuery::new(ways))
+}
+
+fn text_ways(field: Field, word: &str, is_last: bool) -> Vec<Box<dyn Query>> {
     let term = Term::from_field_text(field, word);
     let typos = typo_budget(word);
     let mut ways: Vec<Box<dyn Query>> =
@@ -81,7 +99,7 @@ fn word_query(field: Field, word: &str, is_last: bool) -> Box<dyn Query> {
             ways.push(scored(Box::new(FuzzyTermQuery::new_prefix(term, 1, true)), TYPO_PREFIX));
         }
     }
-    Box::new(DisjunctionMaxQuery::new(ways))
+    ways
 }
 
 fn scored(query: Box<dyn Query>, score: f32) -> Box<dyn Query> {

@@ -19,8 +19,10 @@ pub(super) struct Fields {
     pub owner_id: Field,
     pub status: Field,
     pub category: Field,
-    /// Make, model, VIN, category and year, all in one analyzed field: a query word may match any of them.
+    /// Make, model, category and year, all in one analyzed field: a query word may match any of them.
     pub text: Field,
+    /// The VIN apart: its many near-identical terms get neither typos nor short prefixes.
+    pub vin: Field,
     /// Unix millis, a fast column for the newest-first order.
     pub created_at: Field,
 }
@@ -40,7 +42,8 @@ impl Fields {
             owner_id: builder.add_text_field("owner_id", STRING),
             status: builder.add_text_field("status", STRING),
             category: builder.add_text_field("category", STRING),
-            text: builder.add_text_field("text", TextOptions::default().set_indexing_options(text_indexing)),
+            text: builder.add_text_field("text", TextOptions::default().set_indexing_options(text_indexing.clone())),
+            vin: builder.add_text_field("vin", TextOptions::default().set_indexing_options(text_indexing)),
             created_at: builder.add_i64_field(CREATED_AT, FAST),
         };
         (builder.build(), fields)
@@ -54,20 +57,22 @@ impl Fields {
             status: schema.get_field("status")?,
             category: schema.get_field("category")?,
             text: schema.get_field("text")?,
+            vin: schema.get_field("vin")?,
             created_at: schema.get_field(CREATED_AT)?,
         })
     }
 
-    pub fn to_document(&self, lease: &LeaseDocument) -> TantivyDocument {
+    pub fn document(&self, lease: &LeaseDocument) -> TantivyDocument {
         let mut doc = TantivyDocument::new();
         doc.add_text(self.id, lease.id.to_string());
         doc.add_text(self.owner_id, lease.owner_id.to_string());
         doc.add_text(self.status, filter_value(&lease.status));
         doc.add_text(self.category, filter_value(&lease.category));
-        for text in [lease.make.as_str(), lease.model.as_str(), lease.vin.as_str(), lease.category.as_str()] {
+        for text in [lease.make.as_str(), lease.model.as_str(), lease.category.as_str()] {
             doc.add_text(self.text, text);
         }
         doc.add_text(self.text, lease.year.to_string());
+        doc.add_text(self.vin, &lease.vin);
         doc.add_i64(self.created_at, lease.created_at);
         doc
     }

@@ -116,6 +116,8 @@ async fn vin_and_year_are_searchable() {
     assert_eq!(text(&index, "WDB00000000000003").await, [3]);
     assert_eq!(text(&index, "wdb0000000000000").await, [6, 5, 4, 3, 2, 1], "a VIN prefix");
     assert_eq!(text(&index, "WDB00000000000009").await, Vec::<u128>::new(), "no typo in a VIN");
+    assert_eq!(text(&index, "audi wdb").await, [3], "a VIN prefix of 3");
+    assert_eq!(text(&index, "audi wd").await, Vec::<u128>::new(), "too short a VIN prefix");
     assert_eq!(text(&index, "audi 2023").await, [3]);
     assert_eq!(text(&index, "audi 2022").await, Vec::<u128>::new());
 }
@@ -191,6 +193,16 @@ async fn upsert_replaces_a_lease_with_the_same_id() {
     assert_eq!(page.ids, [Uuid::from_u128(3)]);
     assert_eq!(page.estimated_total, 1);
     assert_eq!(index.search(&SearchQuery::default()).await.unwrap().estimated_total, 6);
+}
+
+#[tokio::test]
+async fn the_last_of_one_id_in_a_batch_wins() {
+    let first = lease(1, "Audi", "A4", "compact", ALICE, 1);
+    let second = LeaseDocument { model: "A6".into(), ..first.clone() };
+    let index = index_with(&[first, second]).await;
+    assert_eq!(text(&index, "a4").await, Vec::<u128>::new());
+    assert_eq!(text(&index, "a6").await, [1]);
+    assert_eq!(index.search(&SearchQuery::default()).await.unwrap().estimated_total, 1);
 }
 
 #[tokio::test]

@@ -8,10 +8,11 @@ use crate::SearchQuery;
 /// `owner_id = "…" AND status = "…" AND category = "…"`, for the filters that are set.
 pub(super) fn expression(query: &SearchQuery) -> Option<String> {
     let owner = query.owner_id.map(|owner| owner.to_string());
-    let clauses: Vec<String> = [("owner_id", owner.as_deref()), ("status", query.status.as_deref()), ("category", query.category.as_deref())]
-        .into_iter()
-        .filter_map(|(attribute, value)| value.map(|value| format!("{attribute} = {}", quote(value))))
-        .collect();
+    let clauses: Vec<String> =
+        [("owner_id", owner.as_deref()), ("status", query.status.as_deref()), ("category", query.category.as_deref())]
+            .into_iter()
+            .filter_map(|(attribute, value)| value.map(|value| format!("{attribute} = {}", quote(value))))
+            .collect();
     (!clauses.is_empty()).then(|| clauses.join(" AND "))
 }
 
@@ -57,7 +58,8 @@ mod tests {
 
     #[test]
     fn quotes_and_backslashes_cannot_break_out() {
-        let query = SearchQuery { status: Some(r#"x" OR owner_id EXISTS OR status = "\"#.into()), ..SearchQuery::default() };
+        let query =
+            SearchQuery { status: Some(r#"x" OR owner_id EXISTS OR status = "\"#.into()), ..SearchQuery::default() };
         assert_eq!(expression(&query).unwrap(), r#"status = "x\" OR owner_id EXISTS OR status = \"\\""#);
     }
 }

@@ -237,7 +237,10 @@ mod tests {
     #[test]
     fn refuses_index_uids_that_would_change_the_path() {
         for uid in ["", "leases/../keys", "a b", "l?x=1"] {
-            assert!(matches!(MeiliIndex::new(&url("http://h"), None, uid), Err(MeiliConfigError::IndexUid(_))), "{uid}");
+            assert!(
+                matches!(MeiliIndex::new(&url("http://h"), None, uid), Err(MeiliConfigError::IndexUid(_))),
+                "{uid}"
+            );
         }
     }
 }

@@ -94,7 +94,8 @@ impl MeiliPeer {
 
     /// The documents of an index, by primary key.
     pub fn documents(&self, index: &str) -> Vec<Value> {
-        self.peer.with(|state| state.indexes.get(index).map(|i| i.documents.values().cloned().collect()).unwrap_or_default())
+        self.peer
+            .with(|state| state.indexes.get(index).map(|i| i.documents.values().cloned().collect()).unwrap_or_default())
     }
 
     /// The settings an index was given, as received.

@@ -17,8 +17,14 @@ use super::state::{Peer, TaskKind, error_body};
 
 type Shared = State<Arc<Peer>>;
 
-const SETTINGS_KEYS: [&str; 6] =
-    ["searchableAttributes", "filterableAttributes", "sortableAttributes", "rankingRules", "typoTolerance", "pagination"];
+const SETTINGS_KEYS: [&str; 6] = [
+    "searchableAttributes",
+    "filterableAttributes",
+    "sortableAttributes",
+    "rankingRules",
+    "typoTolerance",
+    "pagination",
+];
 
 pub fn router(peer: Arc<Peer>) -> Router {
     Router::new()
@@ -63,7 +69,12 @@ async fn gate(State(peer): Shared, request: Request, next: Next) -> Response {
                 return meili_error(StatusCode::UNAUTHORIZED, message, "missing_authorization_header", "auth");
             }
             Some(given) if given != key => {
-                return meili_error(StatusCode::FORBIDDEN, "The provided API key is invalid.", "invalid_api_key", "auth");
+                return meili_error(
+                    StatusCode::FORBIDDEN,
+                    "The provided API key is invalid.",
+                    "invalid_api_key",
+                    "auth",
+                );
             }
             Some(_) => {}
         }
@@ -75,8 +86,9 @@ async fn health() -> Response {
     axum::Json(json!({"status": "available"})).into_response()
 }
 
-fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|err| bad_request(&format!("invalid JSON: {err}")))
+/// The body as `T`, or the 400 Meilisearch answers to a body it cannot read.
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Box<Response>> {
+    serde_json::from_slice(body).map_err(|err| Box::new(bad_request(&format!("invalid JSON: {err}"))))
 }
 
 fn accepted(summary: Value) -> Response {
@@ -93,7 +105,7 @@ struct CreateIndex {
 async fn create_index(State(peer): Shared, body: Bytes) -> Response {
     let create: CreateIndex = match parse_json(&body) {
         Ok(create) => create,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let kind = TaskKind::IndexCreation { primary_key: create.primary_key };
     accepted(peer.with(|state| state.enqueue(&create.uid, kind)))
@@ -107,14 +119,19 @@ async fn read_index(State(peer): Shared, Path(uid): Path<String>) -> Response {
     });
     match found {
         Some(index) => axum::Json(index).into_response(),
-        None => meili_error(StatusCode::NOT_FOUND, &format!("Index `{uid}` not found."), "index_not_found", "invalid_request"),
+        None => meili_error(
+            StatusCode::NOT_FOUND,
+            &format!("Index `{uid}` not found."),
+            "index_not_found",
+            "invalid_request",
+        ),
     }
 }
 
 async fn update_settings(State(peer): Shared, Path(uid): Path<String>, body: Bytes) -> Response {
     let settings: Map<String, Value> = match parse_json(&body) {
         Ok(settings) => settings,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if let Some(unknown) = settings.keys().find(|key| !SETTINGS_KEYS.contains(&key.as_str())) {
         return bad_request(&format!("Unknown field `{unknown}`: this peer supports {SETTINGS_KEYS:?}"));
@@ -142,7 +159,7 @@ async fn add_documents(
     }
     let documents: Vec<Value> = match parse_json(&body) {
         Ok(documents) => documents,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let kind = TaskKind::DocumentAddition { documents, primary_key: params.primary_key };
     accepted(peer.with(|state| state.enqueue(&uid, kind)))
@@ -151,7 +168,7 @@ async fn add_documents(
 async fn delete_batch(State(peer): Shared, Path(uid): Path<String>, body: Bytes) -> Response {
     let ids: Vec<Value> = match parse_json(&body) {
         Ok(ids) => ids,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let ids = ids
         .into_iter()
@@ -170,10 +187,15 @@ async fn delete_all(State(peer): Shared, Path(uid): Path<String>) -> Response {
 async fn search_index(State(peer): Shared, Path(uid): Path<String>, body: Bytes) -> Response {
     let request: search::Request = match parse_json(&body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     peer.with(|state| match state.indexes.get(&uid) {
-        None => meili_error(StatusCode::NOT_FOUND, &format!("Index `{uid}` not found."), "index_not_found", "invalid_request"),
+        None => meili_error(
+            StatusCode::NOT_FOUND,
+            &format!("Index `{uid}` not found."),
+            "index_not_found",
+            "invalid_request",
+        ),
         Some(index) => match search::run(index, &request) {
             Ok(results) => axum::Json(results).into_response(),
             Err((code, message)) => meili_error(StatusCode::BAD_REQUEST, &message, code, "invalid_request"),
@@ -184,6 +206,8 @@ async fn search_index(State(peer): Shared, Path(uid): Path<String>, body: Bytes)
 async fn read_task(State(peer): Shared, Path(uid): Path<usize>) -> Response {
     match peer.with(|state| state.task_json(uid)) {
         Some(task) => axum::Json(task).into_response(),
-        None => meili_error(StatusCode::NOT_FOUND, &format!("Task `{uid}` not found."), "task_not_found", "invalid_request"),
+        None => {
+            meili_error(StatusCode::NOT_FOUND, &format!("Task `{uid}` not found."), "task_not_found", "invalid_request")
+        }
     }
 }

@@ -39,7 +39,11 @@ pub fn run(index: &IndexData, request: &Request) -> Result<Value, Refusal> {
     let mut hits: Vec<((u32, usize), &Value)> = index
         .documents
         .values()
-        .filter(|document| clauses.iter().all(|(attribute, value)| field_text(document, attribute).is_some_and(|v| v.to_lowercase() == value.to_lowercase())))
+        .filter(|document| {
+            clauses.iter().all(|(attribute, value)| {
+                field_text(document, attribute).is_some_and(|v| v.to_lowercase() == value.to_lowercase())
+            })
+        })
         .filter_map(|document| text_rank(document, settings, &query_words, &typos).map(|rank| (rank, document)))
         .collect();
     hits.sort_by(|(left_rank, left), (right_rank, right)| {
@@ -50,7 +54,8 @@ pub fn run(index: &IndexData, request: &Request) -> Result<Value, Refusal> {
     let offset = request.offset.unwrap_or(0);
     let limit = request.limit.unwrap_or(20);
     let retrieve = request.attributes_to_retrieve.clone().unwrap_or_else(|| vec!["*".into()]);
-    let page: Vec<Value> = hits.into_iter().skip(offset).take(limit).map(|(_, document)| project(document, &retrieve)).collect();
+    let page: Vec<Value> =
+        hits.into_iter().skip(offset).take(limit).map(|(_, document)| project(document, &retrieve)).collect();
     Ok(json!({
         "hits": page,
         "query": request.q.clone().unwrap_or_default(),
@@ -173,9 +178,8 @@ struct TypoRules {
 impl From<&Map<String, Value>> for TypoRules {
     fn from(settings: &Map<String, Value>) -> Self {
         let tolerance = settings.get("typoTolerance").cloned().unwrap_or(Value::Null);
-        let size = |key: &str, default: usize| {
-            tolerance["minWordSizeForTypos"][key].as_u64().map_or(default, |n| n as usize)
-        };
+        let size =
+            |key: &str, default: usize| tolerance["minWordSizeForTypos"][key].as_u64().map_or(default, |n| n as usize);
         TypoRules {
             enabled: tolerance["enabled"].as_bool().unwrap_or(true),
             one_typo: size("oneTypo", 5),
@@ -204,7 +208,12 @@ impl TypoRules {
 }
 
 /// `(typos, words not matched exactly)` when every query word matches, lower is better.
-fn text_rank(document: &Value, settings: &Map<String, Value>, query: &[String], typos: &TypoRules) -> Option<(u32, usize)> {
+fn text_rank(
+    document: &Value,
+    settings: &Map<String, Value>,
+    query: &[String],
+    typos: &TypoRules,
+) -> Option<(u32, usize)> {
     let searchable = string_list(settings, "searchableAttributes");
     let attributes: Vec<String> = if searchable.is_empty() || searchable.iter().any(|a| a == "*") {
         document.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
@@ -258,8 +267,8 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, row) in rows.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        rows[0][j] = j;
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {

@@ -159,7 +159,8 @@ impl State {
             Ok(done) => {
                 task.status = "succeeded";
                 if let (Some(details), Some(count)) = (task.details.as_object_mut(), done) {
-                    let key = if details.contains_key("indexedDocuments") { "indexedDocuments" } else { "deletedDocuments" };
+                    let key =
+                        if details.contains_key("indexedDocuments") { "indexedDocuments" } else { "deletedDocuments" };
                     details.insert(key.into(), json!(count));
                 }
             }
@@ -181,7 +182,11 @@ fn apply(indexes: &mut BTreeMap<String, IndexData>, uid: &str, kind: &TaskKind) 
     match kind {
         TaskKind::IndexCreation { primary_key } => {
             if indexes.contains_key(uid) {
-                return Err(error_body(&format!("Index `{uid}` already exists."), "index_already_exists", "invalid_request"));
+                return Err(error_body(
+                    &format!("Index `{uid}` already exists."),
+                    "index_already_exists",
+                    "invalid_request",
+                ));
             }
             indexes.insert(uid.to_owned(), new_index(primary_key.clone()));
             Ok(None)
@@ -193,7 +198,8 @@ fn apply(indexes: &mut BTreeMap<String, IndexData>, uid: &str, kind: &TaskKind) 
         }
         TaskKind::DocumentAddition { documents, primary_key } => {
             let index = indexes.entry(uid.to_owned()).or_insert_with(|| new_index(primary_key.clone()));
-            let key = index.primary_key.get_or_insert_with(|| primary_key.clone().unwrap_or_else(|| "id".into())).clone();
+            let key =
+                index.primary_key.get_or_insert_with(|| primary_key.clone().unwrap_or_else(|| "id".into())).clone();
             let mut keyed = Vec::with_capacity(documents.len());
             for document in documents {
                 let id = match document.get(&key) {
