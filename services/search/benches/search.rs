@@ -5,7 +5,7 @@
 //! reports indexing throughput, reopens the index as a restarted host would, then runs mixed
 //! queries one at a time and prints p50/p95/p99/max latency per kind of query.
 //!
-//! `LESSOR_BENCH_LEASES` (default 100000) and `LESSOR_BENCH_QUERIES` (default 3000) lower
+//! `SEARCH_BENCH_LEASES` (default 100000) and `SEARCH_BENCH_QUERIES` (default 3000) lower
 //! the counts for a quick run.
 
 use std::time::{Duration, Instant};
@@ -285,8 +285,8 @@ async fn measure(index: &TantivyIndex, queries: u64) {
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument has nothing to select here.
-    let leases = env_count("LESSOR_BENCH_LEASES", 100_000).max(1);
-    let queries = env_count("LESSOR_BENCH_QUERIES", 3_000).max(KINDS.len() as u64);
+    let leases = env_count("SEARCH_BENCH_LEASES", 100_000).max(1);
+    let queries = env_count("SEARCH_BENCH_QUERIES", 3_000).max(KINDS.len() as u64);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     runtime.block_on(async {
