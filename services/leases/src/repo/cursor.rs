@@ -56,7 +56,16 @@ mod tests {
 
     #[test]
     fn refuses_foreign_strings() {
-        for bad in ["", "!!!", "bzoxMjM", &"a".repeat(500), &URL_SAFE_NO_PAD.encode("k:x:y")] {
+        let encoded = |s: &str| URL_SAFE_NO_PAD.encode(s);
+        for bad in [
+            "",
+            "!!!",
+            &"a".repeat(500),
+            &encoded("k:x:y"),
+            &encoded("o:-1"),
+            &encoded("k:1:not-a-uuid"),
+            &encoded("z:1"),
+        ] {
             assert_eq!(Cursor::decode(bad), Err(CursorError), "{bad}");
         }
     }
