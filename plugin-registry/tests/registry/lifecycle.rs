@@ -1,0 +1,172 @@
+//! Install, list, inspect, disable/enable, upgrade, activate, rollback and remove, with the
+//! revision moving on every change and only then.
+
+use lessor_plugin_registry::{PluginRef, ProviderId, RegistryError, Revision, Version};
+
+use crate::helpers::{Engine, FakeChecker, TestEnv, component_bytes, grant};
+use crate::on_both_engines;
+
+fn provider(s: &str) -> ProviderId {
+    s.parse().unwrap()
+}
+
+fn version(s: &str) -> Version {
+    s.parse().unwrap()
+}
+
+fn plugin(s: &str) -> PluginRef {
+    s.parse().unwrap()
+}
+
+/// `provider@version` of each active plugin, with its enabled flag.
+async fn active(env: &TestEnv) -> Vec<(String, bool)> {
+    let set = env.registry.active_plugins().await.unwrap();
+    set.plugins.iter().map(|p| (format!("{}@{}", p.provider, p.version), p.enabled)).collect()
+}
+
+async fn full_life_cycle(engine: Engine) {
+    let env = TestEnv::new(engine).await;
+    let registry = &env.registry;
+    assert_eq!(registry.revision().await.unwrap(), Revision::new(0));
+
+    // Install: the first version of a provider becomes active, and is granted its hosts plus extras.
+    let stripe_1 = env.package("stripe", "1.0.0");
+    let installed = registry.install(&stripe_1, &[grant("http://127.0.0.1:*")], &FakeChecker).await.unwrap();
+    assert_eq!(installed.revision, Revision::new(1));
+    assert!(installed.record.active && installed.record.enabled);
+    assert_eq!(installed.replaced, None);
+    let grants: Vec<String> = installed.record.grants.iter().map(ToString::to_string).collect();
+    assert_eq!(grants, ["https://api.stripe.test:443", "http://127.0.0.1:*"]);
+    assert_eq!(installed.record.extra_grants().count(), 1);
+    assert_eq!(installed.record.digest, stripe_1.component_digest());
+    assert_eq!(installed.record.manifest_text, stripe_1.manifest_text());
+    registry.install(&env.package("bank", "0.3.0"), &[], &FakeChecker).await.unwrap();
+    assert_eq!(registry.revision().await.unwrap(), Revision::new(2));
+
+    // List and inspect.
+    let listed: Vec<String> = registry.list().await.unwrap().iter().map(|r| r.label()).collect();
+    assert_eq!(listed, ["bank@0.3.0", "stripe@1.0.0"]);
+    let inspected = registry.inspect(&plugin("stripe@1.0.0")).await.unwrap();
+    assert_eq!(inspected.len(), 1);
+    assert_eq!(inspected[0].manifest.secrets().iter().collect::<Vec<_>>(), ["api_key"]);
+    assert_eq!(inspected[0].wit, "lessor:payments@0.1.0");
+    assert!(matches!(registry.inspect(&plugin("paypal")).await, Err(RegistryError::NotInstalled { .. })));
+    assert!(matches!(registry.inspect(&plugin("stripe@9.0.0")).await, Err(RegistryError::VersionNotInstalled { .. })));
+    assert_eq!(active(&env).await, [("bank@0.3.0".to_owned(), true), ("stripe@1.0.0".to_owned(), true)]);
+
+    // Disable and enable; a switch that changes nothing does not bump the revision.
+    assert_eq!(registry.disable(&provider("stripe")).await.unwrap(), Some(Revision::new(3)));
+    assert_eq!(registry.disable(&provider("stripe")).await.unwrap(), None);
+    assert_eq!(registry.revision().await.unwrap(), Revision::new(3));
+    assert_eq!(active(&env).await[1], ("stripe@1.0.0".to_owned(), false));
+    assert_eq!(registry.enable(&provider("stripe")).await.unwrap(), Some(Revision::new(4)));
+    assert!(matches!(registry.enable(&provider("paypal")).await, Err(RegistryError::NotInstalled { .. })));
+
+    // Upgrade: the new version is active, the old one stays installed.
+    let upgraded = registry.upgrade(&env.package("stripe", "1.1.0"), &[], &FakeChecker).await.unwrap();
+    assert_eq!(upgraded.revision, Revision::new(5));
+    assert_eq!(upgraded.replaced, Some(version("1.0.0")));
+    assert_eq!(upgraded.record.extra_grants().count(), 0, "extras are not carried over");
+    let versions: Vec<(String, bool)> =
+        registry.inspect(&plugin("stripe")).await.unwrap().iter().map(|r| (r.version.to_string(), r.active)).collect();
+    assert_eq!(versions, [("1.0.0".to_owned(), false), ("1.1.0".to_owned(), true)]);
+
+    // Install of a further version stages it without activating it.
+    let staged = registry.install(&env.package("stripe", "1.2.0"), &[], &FakeChecker).await.unwrap();
+    assert!(!staged.record.active && staged.record.enabled);
+    assert_eq!(active(&env).await[1].0, "stripe@1.1.0");
+
+    // Rollback goes to the previously active version, then further back only if there is one.
+    let back = registry.rollback(&provider("stripe")).await.unwrap();
+    assert_eq!((back.from, back.to.clone()), (Some(version("1.1.0")), version("1.0.0")));
+    assert_eq!(back.revision, Revision::new(7));
+    let err = registry.rollback(&provider("stripe")).await.unwrap_err();
+    assert!(matches!(err, RegistryError::NoRollbackTarget { .. }), "{err}");
+    assert!(err.to_string().contains("no previously active version") && err.to_string().contains("1.0.0"), "{err}");
+    assert_eq!(registry.revision().await.unwrap(), Revision::new(7));
+
+    // Activate a staged version; rollback returns to the one it replaced.
+    let activation = registry.activate(&provider("stripe"), &version("1.2.0")).await.unwrap().unwrap();
+    assert_eq!(activation.from, Some(version("1.0.0")));
+    assert_eq!(registry.activate(&provider("stripe"), &version("1.2.0")).await.unwrap(), None);
+    assert_eq!(registry.rollback(&provider("stripe")).await.unwrap().to, version("1.0.0"));
+    assert_eq!(active(&env).await[1].0, "stripe@1.0.0");
+
+    // Remove: an inactive version goes, with its package; the live one stays unless forced.
+    let digest_1_1 = registry.inspect(&plugin("stripe@1.1.0")).await.unwrap()[0].digest;
+    assert!(registry.store().contains(&digest_1_1));
+    let removal = registry.remove(&plugin("stripe@1.1.0"), false).await.unwrap();
+    assert_eq!(removal.versions, [version("1.1.0")]);
+    assert_eq!(removal.orphaned, [digest_1_1]);
+    assert!(!registry.store().contains(&digest_1_1));
+    let err = registry.remove(&plugin("stripe@1.0.0"), false).await.unwrap_err();
+    assert!(matches!(err, RegistryError::RemoveActive { .. }), "{err}");
+    assert!(err.to_string().contains("stripe@1.0.0 is the active version of enabled provider stripe"), "{err}");
+    let err = registry.remove(&plugin("stripe"), false).await.unwrap_err();
+    assert!(matches!(err, RegistryError::RemoveActive { .. }), "{err}");
+
+    // A disabled provider can be removed whole; an enabled one with force.
+    registry.disable(&provider("stripe")).await.unwrap();
+    let removal = registry.remove(&plugin("stripe"), false).await.unwrap();
+    assert_eq!(removal.versions, [version("1.0.0"), version("1.2.0")]);
+    registry.remove(&plugin("bank"), true).await.unwrap();
+    assert!(registry.list().await.unwrap().is_empty());
+    assert!(active(&env).await.is_empty());
+    assert!(matches!(registry.remove(&plugin("bank"), true).await, Err(RegistryError::NotInstalled { .. })));
+    // Thirteen changes; refusals and no-ops bumped nothing.
+    assert_eq!(registry.revision().await.unwrap(), Revision::new(13));
+}
+
+async fn a_disabled_provider_stays_disabled_across_upgrades(engine: Engine) {
+    let env = TestEnv::new(engine).await;
+    let registry = &env.registry;
+    registry.install(&env.package("stripe", "1.0.0"), &[], &FakeChecker).await.unwrap();
+    registry.disable(&provider("stripe")).await.unwrap();
+    let upgraded = registry.upgrade(&env.package("stripe", "2.0.0"), &[], &FakeChecker).await.unwrap();
+    assert!(upgraded.record.active);
+    assert!(!upgraded.record.enabled, "an upgrade must not switch a disabled provider back on");
+    assert!(!upgraded.record.serves());
+    let rolled = registry.rollback(&provider("stripe")).await.unwrap();
+    assert_eq!(rolled.to, version("1.0.0"));
+    assert_eq!(active(&env).await, [("stripe@1.0.0".to_owned(), false)]);
+}
+
+async fn components_come_back_verified(engine: Engine) {
+    let env = TestEnv::new(engine).await;
+    let package = env.package("stripe", "1.0.0");
+    env.registry.install(&package, &[], &FakeChecker).await.unwrap();
+    let set = env.registry.active_plugins().await.unwrap();
+    assert_eq!(set.revision, Revision::new(1));
+    let bytes = env.registry.component(&set.plugins[0].digest).await.unwrap();
+    assert_eq!(bytes, component_bytes("stripe", "1.0.0"));
+    assert_eq!(set.plugins[0].manifest.hosts(), package.manifest().hosts());
+}
+
+async fn at_most_one_version_is_active_per_provider_in_the_database(engine: Engine) {
+    let env = TestEnv::new(engine).await;
+    env.registry.install(&env.package("stripe", "1.0.0"), &[], &FakeChecker).await.unwrap();
+    env.registry.install(&env.package("stripe", "1.1.0"), &[], &FakeChecker).await.unwrap();
+    let sql = "UPDATE plugins SET active = TRUE WHERE provider = 'stripe' AND version = '1.1.0'";
+    let result = lessor_store::on_db!(&env.db, pool => lessor_store::sqlx::query(sql).execute(pool).await.map(|_| ()));
+    let err = result.expect_err("a second active version must violate the unique index");
+    assert!(err.as_database_error().is_some_and(|e| e.is_unique_violation()), "{err}");
+}
+
+async fn concurrent_first_installs_activate_exactly_one(engine: Engine) {
+    let env = TestEnv::new(engine).await;
+    let other = env.replica("other-host").await;
+    let (a, b) = (env.package("stripe", "1.0.0"), env.package("stripe", "1.0.1"));
+    let (ra, rb) = tokio::join!(env.registry.install(&a, &[], &FakeChecker), other.install(&b, &[], &FakeChecker));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert!(ra.record.active ^ rb.record.active, "exactly one of them is the provider's first version");
+    assert_ne!(ra.revision, rb.revision);
+    assert_eq!(env.registry.active_plugins().await.unwrap().plugins.len(), 1);
+}
+
+on_both_engines!(
+    full_life_cycle,
+    a_disabled_provider_stays_disabled_across_upgrades,
+    components_come_back_verified,
+    at_most_one_version_is_active_per_provider_in_the_database,
+    concurrent_first_installs_activate_exactly_one,
+);
