@@ -56,10 +56,14 @@ impl RedisConn {
             .inner
             .manager
             .get_or_try_init(|| async {
+                // Short, bounded reconnects: with the library's default backoff factor a
+                // command could wait a minute or more while Redis is down.
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Duration::from_secs(2))
                     .set_response_timeout(Duration::from_secs(2))
-                    .set_number_of_retries(2);
+                    .set_number_of_retries(1)
+                    .set_factor(2)
+                    .set_max_delay(500);
                 self.inner.client.get_connection_manager_with_config(config).await
             })
             .await?;
