@@ -1,0 +1,41 @@
+//! The plugin runtime: payment providers as sandboxed WebAssembly components.
+//!
+//! Code map:
+//! - [`runtime`]: [`PluginRuntime::load`] checks a manifest's claims, compiles (or loads the
+//!   precompiled) component and links it; [`LoadedPlugin`] makes typed calls, each in a fresh
+//!   instance from the pre-linked `InstancePre`, under [`Limits`].
+//! - [`versions`]: one `bindgen!` module per WIT package version (`wit/lessor-payments@X.Y.Z`)
+//!   converting to and from the version-independent [`types`]; the only place that knows versions.
+//! - `state`: a call's store data and the host interface (HTTP, config, secrets, log, now),
+//!   implemented once for every version.
+//! - [`grants`]: the deny-by-default allow-list of origins. [`http`]: the transport behind it.
+//! - `engine`: the one `Engine` (pooling allocator, fuel, epoch clock); `cache`: precompiled
+//!   components on disk keyed by digest, wasmtime version and engine configuration.
+//! - [`error`]: provider errors vs sandbox failures; [`metrics`]: per plugin and version.
+//!
+//! Invariant: a plugin gets nothing it was not granted. No files, no environment, no sockets, no
+//! stdio; HTTP only to origins both requested by its manifest and granted by the operator; config
+//! and secrets only for keys its manifest declares, from the host's configuration.
+
+mod cache;
+mod engine;
+pub mod error;
+pub mod grants;
+pub mod http;
+mod limits;
+pub mod manifest;
+pub mod metrics;
+mod runtime;
+mod state;
+pub mod types;
+pub mod versions;
+
+pub use cache::{CacheOutcome, Digest};
+pub use engine::RuntimeConfig;
+pub use error::{LoadError, PluginCallError, RuntimeError, SandboxFailure};
+pub use grants::{Grants, Origin, OriginPattern};
+pub use limits::{Limits, MemoryLimitExceeded};
+pub use manifest::PluginManifest;
+pub use metrics::PluginMetrics;
+pub use runtime::{LoadedPlugin, PluginRuntime};
+pub use versions::WitVersion;

@@ -1,0 +1,351 @@
+//! `PluginRuntime` loads components; `LoadedPlugin` calls them, each call in a fresh instance
+//! with its own store, budget and WASI context, from a pre-linked `InstancePre`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use secrecy::SecretString;
+use wasmtime::{Engine, Store};
+
+use super::cache::{CacheOutcome, ComponentCache, Digest};
+use super::engine::{EpochTicker, RuntimeConfig, build_engine, deadline_ticks};
+use super::error::{LoadError, PluginCallError, RuntimeError, SandboxFailure};
+use super::grants::Grants;
+use super::http::{HttpTransport, ReqwestTransport};
+use super::limits::MemoryLimitExceeded;
+use super::manifest::PluginManifest;
+use super::metrics::PluginMetrics;
+use super::state::{CallState, PluginContext};
+use super::types::{
+    PaymentOutcome, PaymentRequest, ProviderError, ProviderInfo, RefundOutcome, RefundRequest, WebhookEvent,
+    WebhookRequest, WireSize,
+};
+use super::versions::{self, CallFailure, Linkers, PrepareError, ProviderBindings, WitVersion};
+
+/// One wasmtime engine, its linkers (one per WIT version), the compiled-component cache and the
+/// HTTP transport plugins share. Cheap to clone.
+#[derive(Clone)]
+pub struct PluginRuntime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    engine: Engine,
+    linkers: Linkers,
+    cache: ComponentCache,
+    config: RuntimeConfig,
+    transport: Arc<dyn HttpTransport>,
+    metrics: PluginMetrics,
+    /// One permit per pooled instance slot: async calls queue here instead of failing to
+    /// instantiate when every slot is busy.
+    slots: tokio::sync::Semaphore,
+    _ticker: EpochTicker,
+}
+
+impl PluginRuntime {
+    /// A runtime whose plugins reach granted hosts through reqwest.
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let transport = ReqwestTransport::new().map_err(RuntimeError::Thread)?;
+        Self::with_transport(config, Arc::new(transport))
+    }
+
+    /// A runtime with another HTTP transport (the grant check still happens first).
+    pub fn with_transport(config: RuntimeConfig, transport: Arc<dyn HttpTransport>) -> Result<Self, RuntimeError> {
+        let engine = build_engine(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let linkers = Linkers::new(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let cache = ComponentCache::new(&engine, config.cache_dir.clone()).map_err(RuntimeError::Cache)?;
+        let ticker = EpochTicker::start(&engine, config.epoch_tick).map_err(RuntimeError::Thread)?;
+        let slots = tokio::sync::Semaphore::new(config.max_concurrent_calls.max(1) as usize);
+        let metrics = PluginMetrics::default();
+        let inner = RuntimeInner { engine, linkers, cache, config, transport, metrics, slots, _ticker: ticker };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// The runtime's metrics; register them once with [`PluginMetrics::register`].
+    pub fn metrics(&self) -> &PluginMetrics {
+        &self.inner.metrics
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// Checks, compiles (or loads precompiled) and links one plugin, then calls its `info` to
+    /// check it against the manifest. `grants` must lie within the manifest's `hosts`, and
+    /// `config`/`secrets` keys within its `config`/`secrets`: nothing undeclared is handed over.
+    /// Blocks while compiling (or mapping the precompiled file): call it off the async executor.
+    pub fn load(
+        &self,
+        manifest: &PluginManifest,
+        component: &[u8],
+        grants: Grants,
+        config: BTreeMap<String, String>,
+        secrets: BTreeMap<String, SecretString>,
+    ) -> Result<LoadedPlugin, LoadError> {
+        let started = Instant::now();
+        let plugin = manifest.label();
+        let wit = WitVersion::from_package(&manifest.wit).ok_or_else(|| LoadError::UnknownWitVersion {
+            plugin: plugin.clone(),
+            claimed: manifest.wit.clone(),
+            known: WitVersion::known(),
+        })?;
+        if let Some(origin) = grants.origins().find(|o| !manifest.hosts.iter().any(|h| h.covers(o))) {
+            return Err(LoadError::GrantNotRequested { plugin, origin: origin.to_string() });
+        }
+        if let Some(key) = config.keys().find(|k| !manifest.config.contains(*k)) {
+            return Err(LoadError::UndeclaredKey { plugin, what: "config key", key: key.clone() });
+        }
+        if let Some(key) = secrets.keys().find(|k| !manifest.secrets.contains(*k)) {
+            return Err(LoadError::UndeclaredKey { plugin, what: "secret", key: key.clone() });
+        }
+
+        let rt = &self.inner;
+        let digest = Digest::of(component);
+        let (compiled, cache) = rt
+            .cache
+            .load(&rt.engine, &digest, component)
+            .map_err(|e| LoadError::InvalidComponent { plugin: plugin.clone(), detail: format!("{e:#}") })?;
+        let bindings = versions::prepare(wit, &rt.engine, &rt.linkers, &compiled).map_err(|e| match e {
+            PrepareError::MissingExport(export) => LoadError::MissingExport { plugin: plugin.clone(), export },
+            PrepareError::UnsatisfiedImport(detail) => LoadError::UnsatisfiedImport { plugin: plugin.clone(), detail },
+            PrepareError::Invalid(detail) => LoadError::InvalidComponent { plugin: plugin.clone(), detail },
+        })?;
+        let context = PluginContext {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            label: plugin.clone(),
+            grants,
+            config,
+            secrets,
+            transport: rt.transport.clone(),
+            limits: rt.config.limits.clone(),
+            metrics: rt.metrics.series(&manifest.name, &manifest.version),
+        };
+        let caller = Caller { runtime: self.inner.clone(), context: Arc::new(context), bindings };
+        let info = caller.info().map_err(|source| LoadError::InfoFailed { plugin: plugin.clone(), source })?;
+        if info.id != manifest.provider || info.version != manifest.version {
+            return Err(LoadError::InfoMismatch {
+                plugin,
+                provider: manifest.provider.clone(),
+                version: manifest.version.clone(),
+                reported: info.id,
+                reported_version: info.version,
+            });
+        }
+        tracing::info!(
+            plugin = %manifest.name, version = %manifest.version, wit = wit.package(), %digest, ?cache,
+            elapsed_ms = started.elapsed().as_millis() as u64, "plugin loaded"
+        );
+        Ok(LoadedPlugin { inner: Arc::new(LoadedInner { caller, info, wit, digest, cache }) })
+    }
+}
+
+/// A loaded plugin. Cheap to clone; calls may run concurrently, each in its own instance.
+///
+/// The `*_blocking` methods run the call on the current thread (they may wait on host HTTP); the
+/// async ones wait for a free instance slot, then run it on tokio's blocking pool. Blocking callers
+/// that exceed `max_concurrent_calls` at once get `SandboxFailure::Instantiation`.
+#[derive(Clone)]
+pub struct LoadedPlugin {
+    inner: Arc<LoadedInner>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.name())
+            .field("version", &self.version())
+            .field("wit", &self.inner.wit.package())
+            .field("digest", &self.inner.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+struct LoadedInner {
+    caller: Caller,
+    info: ProviderInfo,
+    wit: WitVersion,
+    digest: Digest,
+    cache: CacheOutcome,
+}
+
+impl LoadedPlugin {
+    pub fn name(&self) -> &str {
+        &self.inner.caller.context.name
+    }
+
+    pub fn version(&self) -> &str {
+        &self.inner.caller.context.version
+    }
+
+    pub fn wit_version(&self) -> WitVersion {
+        self.inner.wit
+    }
+
+    pub fn digest(&self) -> Digest {
+        self.inner.digest
+    }
+
+    /// Whether loading found the component precompiled.
+    pub fn cache_outcome(&self) -> CacheOutcome {
+        self.inner.cache
+    }
+
+    /// What the plugin's `info` said at load.
+    pub fn provider_info(&self) -> &ProviderInfo {
+        &self.inner.info
+    }
+
+    pub fn info_blocking(&self) -> Result<ProviderInfo, PluginCallError> {
+        self.inner.caller.info()
+    }
+
+    pub fn validate_blocking(&self, request: &PaymentRequest) -> Result<(), PluginCallError> {
+        self.inner
+            .caller
+            .call("validate", Some(("payment request", request.wire_size())), |b, s| b.validate(s, request))
+    }
+
+    pub fn process_blocking(&self, request: &PaymentRequest) -> Result<PaymentOutcome, PluginCallError> {
+        self.inner.caller.call("process", Some(("payment request", request.wire_size())), |b, s| b.process(s, request))
+    }
+
+    pub fn refund_blocking(&self, request: &RefundRequest) -> Result<RefundOutcome, PluginCallError> {
+        self.inner.caller.call("refund", Some(("refund request", request.wire_size())), |b, s| b.refund(s, request))
+    }
+
+    pub fn parse_webhook_blocking(&self, request: &WebhookRequest) -> Result<Option<WebhookEvent>, PluginCallError> {
+        self.inner
+            .caller
+            .call("parse_webhook", Some(("webhook", request.wire_size())), |b, s| b.parse_webhook(s, request))
+    }
+
+    /// Creates a fresh instance and calls nothing: what a call costs before the guest runs.
+    #[doc(hidden)]
+    pub fn instantiate_only_blocking(&self) -> Result<(), PluginCallError> {
+        self.inner.caller.call("instantiate", None, |b, s| b.instantiate_only(s).map(Ok))
+    }
+
+    pub async fn info(&self) -> Result<ProviderInfo, PluginCallError> {
+        self.spawn(|p| p.info_blocking()).await
+    }
+
+    pub async fn validate(&self, request: PaymentRequest) -> Result<(), PluginCallError> {
+        self.spawn(move |p| p.validate_blocking(&request)).await
+    }
+
+    pub async fn process(&self, request: PaymentRequest) -> Result<PaymentOutcome, PluginCallError> {
+        self.spawn(move |p| p.process_blocking(&request)).await
+    }
+
+    pub async fn refund(&self, request: RefundRequest) -> Result<RefundOutcome, PluginCallError> {
+        self.spawn(move |p| p.refund_blocking(&request)).await
+    }
+
+    pub async fn parse_webhook(&self, request: WebhookRequest) -> Result<Option<WebhookEvent>, PluginCallError> {
+        self.spawn(move |p| p.parse_webhook_blocking(&request)).await
+    }
+
+    async fn spawn<R: Send + 'static>(
+        &self,
+        call: impl FnOnce(&LoadedPlugin) -> Result<R, PluginCallError> + Send + 'static,
+    ) -> Result<R, PluginCallError> {
+        let plugin = self.clone();
+        let cancelled = || PluginCallError::Sandbox {
+            plugin: self.inner.caller.context.label.clone(),
+            failure: SandboxFailure::Instantiation("the call was cancelled: the host is shutting down".into()),
+        };
+        let Ok(_slot) = self.inner.caller.runtime.slots.acquire().await else { return Err(cancelled()) };
+        match tokio::task::spawn_blocking(move || call(&plugin)).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(cancelled()),
+        }
+    }
+}
+
+/// The call machinery shared by every function: budget, fresh store, classification, metrics.
+struct Caller {
+    runtime: Arc<RuntimeInner>,
+    context: Arc<PluginContext>,
+    bindings: Box<dyn ProviderBindings>,
+}
+
+impl Caller {
+    fn info(&self) -> Result<ProviderInfo, PluginCallError> {
+        self.call("info", None, |b, s| b.info(s).map(Ok))
+    }
+
+    fn call<R: WireSize>(
+        &self,
+        function: &'static str,
+        input: Option<(&'static str, usize)>,
+        run: impl FnOnce(&dyn ProviderBindings, &mut Store<CallState>) -> Result<Result<R, ProviderError>, CallFailure>,
+    ) -> Result<R, PluginCallError> {
+        let started = Instant::now();
+        let result = self.run(started, input, run);
+        let c = &self.context;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.outcome(),
+        };
+        c.metrics.observe_call(function, outcome, started.elapsed());
+        if let Err(PluginCallError::Sandbox { failure, .. }) = &result {
+            c.metrics.observe_trap(failure.kind());
+            tracing::warn!(
+                plugin = %c.name, version = %c.version, function, kind = failure.kind(), %failure,
+                "plugin call stopped by the sandbox"
+            );
+        }
+        result
+    }
+
+    fn run<R: WireSize>(
+        &self,
+        started: Instant,
+        input: Option<(&'static str, usize)>,
+        run: impl FnOnce(&dyn ProviderBindings, &mut Store<CallState>) -> Result<Result<R, ProviderError>, CallFailure>,
+    ) -> Result<R, PluginCallError> {
+        let limits = &self.context.limits;
+        if let Some((what, size)) = input
+            && size > limits.max_input_bytes
+        {
+            return Err(PluginCallError::InputTooLarge { what, size, limit: limits.max_input_bytes });
+        }
+        let sandbox = |failure| PluginCallError::Sandbox { plugin: self.context.label.clone(), failure };
+
+        let deadline = started + limits.timeout;
+        let mut store = Store::new(&self.runtime.engine, CallState::new(self.context.clone(), deadline));
+        store.limiter(|s| &mut s.limiter);
+        if let Some(fuel) = limits.fuel {
+            store.set_fuel(fuel).map_err(|e| sandbox(SandboxFailure::Instantiation(format!("{e:#}"))))?;
+        }
+        store.set_epoch_deadline(deadline_ticks(limits.timeout, self.runtime.config.epoch_tick));
+        store.epoch_deadline_trap();
+
+        let result = run(self.bindings.as_ref(), &mut store);
+        // A trapped store cannot be entered again; it is dropped with this function either way.
+        let output_cap = limits.max_output_bytes;
+        match result {
+            Ok(reply) => {
+                let size = reply.wire_size();
+                if size > output_cap {
+                    return Err(sandbox(SandboxFailure::OutputTooLarge { size, limit: output_cap }));
+                }
+                reply.map_err(PluginCallError::Provider)
+            }
+            Err(CallFailure::Instantiate(e)) if !is_trap(&e) => {
+                Err(sandbox(SandboxFailure::Instantiation(format!("{e:#}"))))
+            }
+            Err(CallFailure::Instantiate(e) | CallFailure::Call(e)) => {
+                let panic_message = store.data_mut().host.panic_message.take();
+                Err(sandbox(SandboxFailure::classify(&e, panic_message)))
+            }
+        }
+    }
+}
+
+fn is_trap(e: &wasmtime::Error) -> bool {
+    e.downcast_ref::<wasmtime::Trap>().is_some() || e.downcast_ref::<MemoryLimitExceeded>().is_some()
+}

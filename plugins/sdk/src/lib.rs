@@ -1,0 +1,155 @@
+//! Write a Lessor payment provider as a WebAssembly component.
+//!
+//! Implement [`Provider`] on a type and register it with [`export_provider!`]; that is the whole
+//! contract. The generated WIT bindings stay private: plugin code sees the domain types re-exported
+//! here, the typed host capabilities ([`http`], [`config`], [`secret`], [`log`](mod@log), [`now`])
+//! and nothing else.
+//!
+//! ```ignore
+//! use lessor_plugin_sdk::{Capabilities, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
+//!
+//! struct Acme;
+//!
+//! impl Provider for Acme {
+//!     fn info() -> ProviderInfo {
+//!         ProviderInfo::new("acme", env!("CARGO_PKG_VERSION"), &["EUR"], Capabilities::empty())
+//!     }
+//!     fn process(request: PaymentRequest) -> Result<PaymentOutcome, ProviderError> {
+//!         Ok(PaymentOutcome::succeeded(format!("acme-{}", request.payment_id)))
+//!     }
+//! }
+//!
+//! lessor_plugin_sdk::export_provider!(Acme);
+//! ```
+//!
+//! Every call runs in a fresh sandbox: nothing survives from one call to the next, there is no
+//! filesystem, no environment and no network except [`http::Request::send`] to the hosts the
+//! manifest declares and the operator granted.
+
+mod domain;
+pub mod http;
+pub mod log;
+
+use __private::bindings;
+use bindings::exports::lessor::payments::provider::Guest;
+use bindings::lessor::payments::host;
+
+pub use bindings::lessor::payments::types::{
+    Capabilities, EventKind, FieldError, Money, PaymentOutcome, PaymentRequest, PaymentStatus, ProviderError,
+    ProviderInfo, RefundOutcome, RefundRequest, RefundStatus, WebhookEvent, WebhookRequest,
+};
+pub use domain::Secret;
+
+/// The WIT package this SDK builds against; a plugin's `plugin.toml` names it as `wit`.
+pub const WIT_PACKAGE: &str = "lessor:payments@0.1.0";
+
+/// A payment provider. Only [`Provider::info`] and [`Provider::process`] are required; the others
+/// default to accepting every request (`validate`) or to [`ProviderError::NotSupported`].
+pub trait Provider {
+    /// Who this provider is: id and version must match the plugin's manifest.
+    fn info() -> ProviderInfo;
+
+    /// Checks a payment request without side effects.
+    fn validate(request: &PaymentRequest) -> Result<(), ProviderError> {
+        let _ = request;
+        Ok(())
+    }
+
+    /// Takes a payment.
+    fn process(request: PaymentRequest) -> Result<PaymentOutcome, ProviderError>;
+
+    /// Refunds all or part of a payment.
+    fn refund(request: RefundRequest) -> Result<RefundOutcome, ProviderError> {
+        let _ = request;
+        Err(ProviderError::NotSupported)
+    }
+
+    /// Verifies a webhook's signature and normalises it. `Ok(None)`: authentic but irrelevant.
+    fn parse_webhook(request: WebhookRequest) -> Result<Option<WebhookEvent>, ProviderError> {
+        let _ = request;
+        Err(ProviderError::NotSupported)
+    }
+}
+
+/// A configuration value the operator set for this plugin (only keys declared in `plugin.toml`).
+pub fn config(key: &str) -> Option<String> {
+    host::config(key)
+}
+
+/// Like [`config`], but a missing key is an [`ProviderError::Internal`] naming it.
+pub fn require_config(key: &str) -> Result<String, ProviderError> {
+    config(key).ok_or_else(|| ProviderError::Internal(format!("configuration key `{key}` is not set")))
+}
+
+/// A secret the operator set for this plugin (only keys declared in `plugin.toml`).
+pub fn secret(key: &str) -> Option<Secret> {
+    host::secret(key).map(Secret::new)
+}
+
+/// Like [`secret`], but a missing key is an [`ProviderError::Internal`] naming it.
+pub fn require_secret(key: &str) -> Result<Secret, ProviderError> {
+    secret(key).ok_or_else(|| ProviderError::Internal(format!("secret `{key}` is not set")))
+}
+
+/// The host's clock, in Unix milliseconds. (WASI clocks inside the sandbox are not the host's.)
+pub fn now() -> u64 {
+    host::now()
+}
+
+/// Registers `$provider` (a type implementing [`Provider`]) as this component's export.
+/// Use it once, in the plugin crate's `lib.rs`.
+#[macro_export]
+macro_rules! export_provider {
+    ($provider:ty) => {
+        const _: () = {
+            type __LessorPluginExport = $crate::__private::Export<$provider>;
+            $crate::__export_payment_provider_impl!(
+                __LessorPluginExport with_types_in $crate::__private::bindings
+            );
+        };
+    };
+}
+
+/// Used by [`export_provider!`]; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    /// The generated WIT bindings: plugin code uses the re-exports at the crate root instead.
+    pub mod bindings {
+        wit_bindgen::generate!({
+            path: "../../wit/lessor-payments@0.1.0",
+            world: "payment-provider",
+            pub_export_macro: true,
+            default_bindings_module: "lessor_plugin_sdk::__private::bindings",
+        });
+    }
+
+    /// Adapts a [`Provider`](crate::Provider) to the generated export trait.
+    pub struct Export<P>(core::marker::PhantomData<P>);
+}
+
+impl<P: Provider> Guest for __private::Export<P> {
+    fn info() -> ProviderInfo {
+        log::install_panic_hook();
+        P::info()
+    }
+
+    fn validate(request: PaymentRequest) -> Result<(), ProviderError> {
+        log::install_panic_hook();
+        P::validate(&request)
+    }
+
+    fn process(request: PaymentRequest) -> Result<PaymentOutcome, ProviderError> {
+        log::install_panic_hook();
+        P::process(request)
+    }
+
+    fn refund(request: RefundRequest) -> Result<RefundOutcome, ProviderError> {
+        log::install_panic_hook();
+        P::refund(request)
+    }
+
+    fn parse_webhook(request: WebhookRequest) -> Result<Option<WebhookEvent>, ProviderError> {
+        log::install_panic_hook();
+        P::parse_webhook(request)
+    }
+}

@@ -1,0 +1,20 @@
+//! Hostile: `process` sends HTTP to `config("target_url")`, a host the operator did not grant.
+
+use lessor_plugin_sdk::http::Request;
+use lessor_plugin_sdk::{Capabilities, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
+
+struct HttpUngranted;
+
+impl Provider for HttpUngranted {
+    fn info() -> ProviderInfo {
+        ProviderInfo::new("http-ungranted", env!("CARGO_PKG_VERSION"), &["EUR"], Capabilities::empty())
+    }
+
+    fn process(request: PaymentRequest) -> Result<PaymentOutcome, ProviderError> {
+        let url = lessor_plugin_sdk::require_config("target_url")?;
+        let response = Request::post(url).body(request.payment_id.into_bytes()).send()?;
+        Ok(PaymentOutcome::succeeded(format!("reached the ungranted host: HTTP {}", response.status)))
+    }
+}
+
+lessor_plugin_sdk::export_provider!(HttpUngranted);
