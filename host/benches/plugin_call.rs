@@ -4,7 +4,10 @@
 //! then times single-threaded calls: `minimal` (`info` and `process`, nothing else) and
 //! `well-behaved` `process` (config, a secret, a log line, a form-encoded host HTTP request and
 //! its response) against an in-process HTTP transport, so the figure is the sandbox's cost and
-//! not a network's. Prints median, p99 and calls per second on one core.
+//! not a network's. Prints median, p99 and calls per second on one core, for the production
+//! configuration and two variants that show where time goes (fuel metering; memory reset without
+//! PAGEMAP_SCAN). `PLUGIN_BENCH_SAMPLES=n` sets the calls per figure; `PLUGIN_BENCH_PROFILE=1`
+//! runs only `minimal process` (for `perf record`), with `PLUGIN_BENCH_KEEP_RESIDENT=bytes`.
 
 #[path = "../tests/plugins/build.rs"]
 #[allow(dead_code, reason = "shared with the integration tests")]

@@ -278,7 +278,7 @@ async fn well_behaved_charges_through_its_granted_peer() {
         provider_error(plugin.validate(bad).await),
         ProviderError::InvalidRequest { field: "amount.currency".into(), reason: "not supported".into() }
     );
-    assert_eq!(runtime().metrics().http_requests("well-behaved", "0.1.0", "ok") >= 2, true);
+    assert!(runtime().metrics().http_requests("well-behaved", "0.1.0", "ok") >= 2);
 }
 
 #[tokio::test]
@@ -381,8 +381,7 @@ async fn an_unknown_wit_version_is_refused_by_name() {
     assert_eq!(p.manifest.wit, "lessor:payments@0.9.0");
     let err = runtime()
         .load(&p.manifest, &p.component, Grants::none(), BTreeMap::new(), BTreeMap::new())
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     match &err {
         LoadError::UnknownWitVersion { plugin, claimed, known } => {
             assert_eq!(plugin, "unknown-version@0.1.0");
@@ -401,8 +400,7 @@ async fn a_component_without_the_provider_export_is_refused_naming_it() {
     let empty_component = b"\0asm\x0d\x00\x01\x00";
     let err = runtime()
         .load(&p.manifest, empty_component, Grants::none(), BTreeMap::new(), BTreeMap::new())
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     match err {
         LoadError::MissingExport { export, .. } => assert_eq!(export, "lessor:payments/provider@0.1.0"),
         other => panic!("expected MissingExport, got {other:?}"),
