@@ -131,8 +131,12 @@ impl SearchIndexer {
                 }
             };
             if busy {
-                tokio::task::yield_now().await;
-                continue;
+                // More work may be waiting: go straight on, unless asked to stop.
+                tokio::select! {
+                    biased;
+                    () = &mut stop => return,
+                    () = tokio::task::yield_now() => continue,
+                }
             }
             tokio::select! {
                 () = &mut stop => return,
