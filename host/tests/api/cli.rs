@@ -123,7 +123,7 @@ async fn config_file_keys_are_checked_and_env_overrides_the_file() {
 #[tokio::test]
 async fn secrets_never_reach_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let db = crate::helpers::PgTestDb::create().await;
+    let db = crate::helpers::PgTestDb::create("lessor_test").await;
     let mut url = url::Url::parse(&db.url).unwrap();
     url.set_password(Some("pw-that-must-not-leak")).unwrap();
     let secret = "jwt-secret-that-must-not-leak-0123456789";

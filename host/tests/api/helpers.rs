@@ -12,9 +12,9 @@ use host::http::AppState;
 use host::{Application, Config};
 use lessor_auth::Role;
 use lessor_store::DatabaseTarget;
+pub use lessor_store::testing::PgTestDb;
 use secrecy::SecretString;
 use serde_json::Value;
-use sqlx::Connection;
 use tempfile::TempDir;
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -46,53 +46,8 @@ macro_rules! on_each_backend {
     )*};
 }
 
-pub fn postgres_admin_url() -> String {
-    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
 pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// A PostgreSQL database that exists for one test.
-pub struct PgTestDb {
-    pub name: String,
-    pub url: String,
-}
-
-impl PgTestDb {
-    pub async fn create() -> Self {
-        let admin = postgres_admin_url();
-        let name = format!("lessor_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL reachable (TEST_POSTGRES_URL)");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
-        let mut url = url::Url::parse(&admin).unwrap();
-        url.set_path(&name);
-        Self { name, url: url.to_string() }
-    }
-
-    /// Drops the database now, cutting any open connections.
-    pub async fn drop_now(&self) {
-        let mut conn = sqlx::PgConnection::connect(&postgres_admin_url()).await.unwrap();
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut conn).await.unwrap();
-    }
-}
-
-impl Drop for PgTestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime; use a runtime of our own on another thread.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
-                    let _ =
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
-                }
-            });
-        })
-        .join();
-    }
 }
 
 pub struct TestApp {
@@ -113,7 +68,7 @@ pub async fn test_config(backend: Backend, dir: &TempDir) -> (Config, Option<PgT
     config.redis_namespace = format!("lessor-test-{}", uuid::Uuid::new_v4().simple());
     let mut pg = None;
     if backend != Backend::Sqlite {
-        let db = PgTestDb::create().await;
+        let db = PgTestDb::create("lessor_test").await;
         config.database = DatabaseTarget::from_config(Some(&db.url), dir.path()).unwrap();
         config.database_max_connections = 4;
         pg = Some(db);

@@ -9,7 +9,7 @@ use lessor_plugin_registry::{
     ComponentChecker, ComponentRefusal, KeyId, Manifest, OriginPattern, Package, PublisherKey, Registry,
     SignaturePolicy, write_signature,
 };
-use lessor_store::sqlx::{self, Connection};
+use lessor_store::testing::PgTestDb;
 use lessor_store::{DatabaseTarget, Db};
 use tempfile::TempDir;
 
@@ -33,45 +33,6 @@ macro_rules! on_both_engines {
     )*};
 }
 
-fn postgres_admin_url() -> String {
-    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A PostgreSQL database that exists for one test.
-pub struct PgTestDb {
-    name: String,
-    url: String,
-}
-
-impl PgTestDb {
-    async fn create() -> Self {
-        let admin = postgres_admin_url();
-        let name = format!("lessor_registry_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL reachable (TEST_POSTGRES_URL)");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
-        let mut url = url::Url::parse(&admin).unwrap();
-        url.set_path(&name);
-        Self { name, url: url.to_string() }
-    }
-}
-
-impl Drop for PgTestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime: use a runtime of our own on another thread.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
-                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::query(&drop).execute(&mut conn).await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 /// One test's world: a migrated database, a registry over it, a scratch directory.
 pub struct TestEnv {
     pub db: Db,
@@ -90,7 +51,7 @@ impl TestEnv {
         let dir = tempfile::tempdir().unwrap();
         let pg = match engine {
             Engine::Sqlite => None,
-            Engine::Postgres => Some(PgTestDb::create().await),
+            Engine::Postgres => Some(PgTestDb::create("lessor_registry_test").await),
         };
         let target = DatabaseTarget::from_config(pg.as_ref().map(|p| p.url.as_str()), dir.path()).unwrap();
         let db = Db::connect(&target).await.expect("database connects");

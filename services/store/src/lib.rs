@@ -8,6 +8,8 @@
 mod db;
 mod redis_conn;
 mod target;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use db::PoolSettings;
 pub use db::{Db, Engine, StoreError};

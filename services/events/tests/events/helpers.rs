@@ -17,8 +17,8 @@ use lessor_events::{
     mark_handled,
 };
 use lessor_store::redis::{self, aio::ConnectionManager};
+use lessor_store::testing::PgTestDb;
 use lessor_store::{DatabaseTarget, Db, on_db};
-use sqlx::Connection;
 use tempfile::TempDir;
 use uuid::Uuid;
 
@@ -42,48 +42,9 @@ macro_rules! on_each_engine {
     )*};
 }
 
-pub fn postgres_admin_url() -> String {
-    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
 pub fn redis_url() -> url::Url {
     let raw = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     url::Url::parse(&raw).unwrap()
-}
-
-/// A PostgreSQL database that exists for one test.
-pub struct PgTestDb {
-    pub name: String,
-    pub url: String,
-}
-
-impl PgTestDb {
-    pub async fn create() -> Self {
-        let admin = postgres_admin_url();
-        let name = format!("lessor_events_test_{}", Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL reachable (TEST_POSTGRES_URL)");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
-        let mut url = url::Url::parse(&admin).unwrap();
-        url.set_path(&name);
-        Self { name, url: url.to_string() }
-    }
-}
-
-impl Drop for PgTestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime; use a runtime of our own on another thread.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
-                    let _ =
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
-                }
-            });
-        })
-        .join();
-    }
 }
 
 /// A migrated database of one engine, gone when dropped.
@@ -108,7 +69,7 @@ impl TestDb {
         let target = match engine {
             Engine::Sqlite => DatabaseTarget::from_config(None, dir.path()).unwrap(),
             Engine::Postgres => {
-                let test_db = PgTestDb::create().await;
+                let test_db = PgTestDb::create("lessor_events_test").await;
                 let target = DatabaseTarget::from_config(Some(&test_db.url), dir.path()).unwrap();
                 pg = Some(test_db);
                 target
