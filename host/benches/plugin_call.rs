@@ -113,7 +113,7 @@ fn suite(title: &str, runtime: &PluginRuntime, samples: usize, full: bool) {
     let real = load(
         runtime,
         "well-behaved",
-        Grants::new(["http://127.0.0.1:9".parse().expect("origin")]),
+        Grants::new(["http://127.0.0.1:9".parse::<host::plugins::Origin>().expect("origin")]),
         &[("endpoint", "http://127.0.0.1:9")],
         &[("api_key", "sk_test_4eC39HqLyjWDarjtT1zdp7dc"), ("webhook_secret", "whsec")],
     );

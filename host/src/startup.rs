@@ -11,6 +11,7 @@ use lessor_auth::throttle::{MemoryThrottle, RedisThrottle};
 use lessor_auth::{AuthService, LoginThrottle, SessionStore, SqlUsers, ThrottlePolicy, TokenCodec};
 use lessor_leases::LeaseService;
 use lessor_leases::repo::{LeaseRepository, SqlLeases};
+use lessor_plugin_registry::{PackageStore, Registry};
 use lessor_store::{Db, PoolSettings, RedisConn};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
@@ -19,6 +20,7 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
+use crate::plugins::{Limits, LiveProviders, PluginRuntime, RuntimeConfig};
 
 /// A bound, ready-to-run host.
 pub struct Application {
@@ -27,6 +29,7 @@ pub struct Application {
     state: AppState,
     lease_changes: Arc<Notify>,
     shutdown_grace: Duration,
+    plugin_reload: Duration,
 }
 
 /// Opens the database named by the configuration, applying migrations when asked.
@@ -37,6 +40,28 @@ pub async fn open_database(config: &Config, migrate: bool) -> anyhow::Result<Db>
         db.migrate().await.with_context(|| format!("migrating {}", config.database))?;
     }
     Ok(db)
+}
+
+/// The plugin runtime with the configured limits and precompiled-component cache.
+pub fn plugin_runtime(config: &Config) -> anyhow::Result<PluginRuntime> {
+    let p = &config.plugins;
+    let limits = Limits {
+        memory_bytes: p.memory_bytes,
+        timeout: p.call_timeout,
+        http_timeout: p.call_timeout.min(Limits::default().http_timeout),
+        ..Limits::default()
+    };
+    let runtime_config =
+        RuntimeConfig { limits, cache_dir: Some(config.plugin_cache_dir()), ..RuntimeConfig::default() };
+    PluginRuntime::new(runtime_config).context("starting the plugin runtime")
+}
+
+/// The plugin registry: records in `db`, packages under `plugin_dir`.
+pub fn plugin_registry(config: &Config, db: &Db) -> anyhow::Result<Registry> {
+    let dir = config.plugin_store_dir();
+    let store = PackageStore::open(&dir)
+        .with_context(|| format!("opening the plugin store {} (LESSOR_PLUGIN_DIR)", dir.display()))?;
+    Ok(Registry::with_db(db.clone(), store, config.plugins.signatures.clone()))
 }
 
 /// The auth service wired to the engines the configuration names.
@@ -77,7 +102,15 @@ impl Application {
         let search = crate::search::open_index(&config, &lease_repo, false).await?;
         let lease_changes = Arc::new(Notify::new());
         let leases = Arc::new(LeaseService::new(lease_repo, lease_changes.clone()));
-        let state = AppState { auth, leases, search, db, redis, metrics: Arc::new(Metrics::new()) };
+        let metrics = Arc::new(Metrics::new());
+        let runtime = plugin_runtime(&config)?;
+        metrics.with_registry(|r| runtime.metrics().register(r));
+        let providers = Arc::new(LiveProviders::new(runtime, plugin_registry(&config, &db)?, &config.plugins));
+        // Serve with the installed providers from the first request on.
+        if let Err(e) = providers.refresh().await {
+            tracing::warn!(error = %e, "could not load the installed payment providers; retrying in the background");
+        }
+        let state = AppState { auth, leases, search, db, redis, metrics, providers };
         let router = http::router(state.clone(), config.max_body_bytes);
         let listener =
             TcpListener::bind(config.addr).await.with_context(|| format!("binding {} (LESSOR_ADDR)", config.addr))?;
@@ -87,6 +120,7 @@ impl Application {
             state,
             lease_changes,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+            plugin_reload: config.plugins.reload_interval,
         })
     }
 
@@ -106,7 +140,7 @@ impl Application {
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
     /// finish (at most the grace period) and closes the database pool.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Self { listener, router, state, lease_changes, shutdown_grace } = self;
+        let Self { listener, router, state, lease_changes, shutdown_grace, plugin_reload } = self;
         tracing::info!(
             addr = %listener.local_addr()?,
             engine = state.db.engine().as_str(),
@@ -126,6 +160,10 @@ impl Application {
                 let _ = indexer_stop.wait_for(|stop| *stop).await;
             },
         ));
+        let mut reload_stop = stop_rx.clone();
+        let reloader = tokio::spawn(state.providers.clone().run(plugin_reload, async move {
+            let _ = reload_stop.wait_for(|stop| *stop).await;
+        }));
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
@@ -148,6 +186,7 @@ impl Application {
             }
         };
         janitor.abort();
+        reloader.abort();
         // The indexer finishes its batch; whatever it did not complete stays in the outbox.
         let _ = tokio::time::timeout(Duration::from_secs(5), indexer).await;
         state.db.close().await;

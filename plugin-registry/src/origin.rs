@@ -119,6 +119,13 @@ impl FromStr for OriginPattern {
     }
 }
 
+/// The pattern that covers exactly this origin.
+impl From<Origin> for OriginPattern {
+    fn from(o: Origin) -> Self {
+        Self { scheme: o.scheme, host: o.host, port: Some(o.port) }
+    }
+}
+
 /// Stored and exchanged as its display string.
 impl Serialize for OriginPattern {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -7,6 +7,7 @@ pub mod leases;
 pub mod observe;
 mod openapi;
 pub mod ops;
+mod plugins;
 mod search;
 pub mod users;
 
@@ -27,6 +28,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::metrics::Metrics;
+use crate::plugins::LiveProviders;
 use error::ApiError;
 
 /// What every handler can reach. External systems enter as shared handles or trait objects.
@@ -38,6 +40,8 @@ pub struct AppState {
     pub db: Db,
     pub redis: Option<RedisConn>,
     pub metrics: Arc<Metrics>,
+    /// The payment providers this process serves, kept in step with the plugin registry.
+    pub providers: Arc<LiveProviders>,
 }
 
 /// The documented routes, before state is attached: also the source of the OpenAPI document.
@@ -47,6 +51,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(users::router())
         .merge(leases::router())
         .merge(ops::router())
+        .merge(plugins::router())
 }
 
 /// The OpenAPI document generated from the route annotations.

@@ -2,37 +2,14 @@
 //! component's SHA-256, the wasmtime major version and the engine's compatibility hash (which
 //! covers the exact wasmtime version and every setting that changes generated code).
 
-use std::fmt;
 use std::fs;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sha2::{Digest as _, Sha256};
+pub use lessor_plugin_registry::Digest;
 use wasmtime::component::Component;
 use wasmtime::{Engine, ModuleVersionStrategy};
-
-/// SHA-256 of a component's bytes: how packages, caches and logs identify one build.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Digest([u8; 32]);
-
-impl Digest {
-    pub fn of(bytes: &[u8]) -> Self {
-        Self(Sha256::digest(bytes).into())
-    }
-}
-
-impl fmt::Display for Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
-    }
-}
-
-impl fmt::Debug for Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{self}")
-    }
-}
 
 /// Where a component came from on load, for logs and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +38,7 @@ impl ComponentCache {
     }
 
     pub(crate) fn path_for(&self, digest: &Digest) -> Option<PathBuf> {
-        self.dir.as_ref().map(|d| d.join(format!("{digest}-{}.cwasm", self.engine_key)))
+        self.dir.as_ref().map(|d| d.join(format!("{}-{}.cwasm", digest.hex(), self.engine_key)))
     }
 
     /// The compiled component for `bytes`, from the cache when possible.

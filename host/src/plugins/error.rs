@@ -1,7 +1,6 @@
 //! What can go wrong loading a plugin or calling it.
 
 use super::limits::MemoryLimitExceeded;
-use super::manifest::ManifestError;
 use super::types::ProviderError;
 
 /// A plugin call that produced no outcome.
@@ -102,8 +101,6 @@ impl SandboxFailure {
 /// A plugin the runtime refused to load.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error(transparent)]
-    Manifest(#[from] ManifestError),
     #[error("plugin {plugin} claims WIT package {claimed}, which this host does not know (it knows {})", known.join(", "))]
     UnknownWitVersion { plugin: String, claimed: String, known: Vec<&'static str> },
     #[error("plugin {plugin} is not a valid component: {detail}")]
@@ -112,8 +109,6 @@ pub enum LoadError {
     MissingExport { plugin: String, export: String },
     #[error("plugin {plugin} needs an import the host does not provide: {detail}")]
     UnsatisfiedImport { plugin: String, detail: String },
-    #[error("plugin {plugin}: granted origin {origin} is not among the hosts its manifest requests")]
-    GrantNotRequested { plugin: String, origin: String },
     #[error("plugin {plugin}: {what} `{key}` is not declared in its manifest")]
     UndeclaredKey { plugin: String, what: &'static str, key: String },
     #[error(

@@ -8,22 +8,25 @@
 //!   converting to and from the version-independent [`types`]; the only place that knows versions.
 //! - `state`: a call's store data and the host interface (HTTP, config, secrets, log, now),
 //!   implemented once for every version.
-//! - [`grants`]: the deny-by-default allow-list of origins. [`http`]: the transport behind it.
+//! - [`grants`]: the deny-by-default allow-list of origins (the registry's patterns). [`http`]: the transport behind it.
 //! - `engine`: the one `Engine` (pooling allocator, fuel, epoch clock); `cache`: precompiled
 //!   components on disk keyed by digest, wasmtime version and engine configuration.
+//! - [`live`]: [`LiveProviders`], the providers this process serves, reloaded from the registry
+//!   (the registry crate) when its revision moves; `checker`: the registry's component check.
 //! - [`error`]: provider errors vs sandbox failures; [`metrics`]: per plugin and version.
 //!
 //! Invariant: a plugin gets nothing it was not granted. No files, no environment, no sockets, no
-//! stdio; HTTP only to origins both requested by its manifest and granted by the operator; config
+//! stdio; HTTP only to origins the operator granted (recorded by the registry at install); config
 //! and secrets only for keys its manifest declares, from the host's configuration.
 
 mod cache;
+mod checker;
 mod engine;
 pub mod error;
 pub mod grants;
 pub mod http;
 mod limits;
-pub mod manifest;
+pub mod live;
 pub mod metrics;
 mod runtime;
 mod state;
@@ -31,11 +34,13 @@ pub mod types;
 pub mod versions;
 
 pub use cache::{CacheOutcome, Digest};
+pub use checker::RuntimeChecker;
 pub use engine::RuntimeConfig;
 pub use error::{LoadError, PluginCallError, RuntimeError, SandboxFailure};
-pub use grants::{Grants, Origin, OriginPattern};
+pub use grants::{Denial, Grants};
+pub use lessor_plugin_registry::{Manifest, Origin, OriginPattern};
 pub use limits::{Limits, MemoryLimitExceeded};
-pub use manifest::PluginManifest;
+pub use live::{LiveProviders, ProviderSlot, ProviderUnavailable, Snapshot};
 pub use metrics::PluginMetrics;
 pub use runtime::{LoadedPlugin, PluginRuntime};
 pub use versions::WitVersion;

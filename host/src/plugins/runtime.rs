@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use lessor_plugin_registry::Manifest;
 use secrecy::SecretString;
 use wasmtime::{Engine, Store};
 
@@ -14,7 +15,6 @@ use super::error::{LoadError, PluginCallError, RuntimeError, SandboxFailure};
 use super::grants::Grants;
 use super::http::{HttpTransport, ReqwestTransport};
 use super::limits::MemoryLimitExceeded;
-use super::manifest::PluginManifest;
 use super::metrics::PluginMetrics;
 use super::state::{CallState, PluginContext};
 use super::types::{
@@ -72,12 +72,13 @@ impl PluginRuntime {
     }
 
     /// Checks, compiles (or loads precompiled) and links one plugin, then calls its `info` to
-    /// check it against the manifest. `grants` must lie within the manifest's `hosts`, and
-    /// `config`/`secrets` keys within its `config`/`secrets`: nothing undeclared is handed over.
+    /// check it against the manifest. `grants` are what the operator granted (the registry's
+    /// record: the manifest's hosts plus `--grant-host` extras); `config`/`secrets` keys must lie
+    /// within the manifest's `config`/`secrets`: nothing undeclared is handed over.
     /// Blocks while compiling (or mapping the precompiled file): call it off the async executor.
     pub fn load(
         &self,
-        manifest: &PluginManifest,
+        manifest: &Manifest,
         component: &[u8],
         grants: Grants,
         config: BTreeMap<String, String>,
@@ -85,18 +86,15 @@ impl PluginRuntime {
     ) -> Result<LoadedPlugin, LoadError> {
         let started = Instant::now();
         let plugin = manifest.label();
-        let wit = WitVersion::from_package(&manifest.wit).ok_or_else(|| LoadError::UnknownWitVersion {
+        let wit = WitVersion::from_package(manifest.wit()).ok_or_else(|| LoadError::UnknownWitVersion {
             plugin: plugin.clone(),
-            claimed: manifest.wit.clone(),
+            claimed: manifest.wit().to_owned(),
             known: WitVersion::known(),
         })?;
-        if let Some(origin) = grants.origins().find(|o| !manifest.hosts.iter().any(|h| h.covers(o))) {
-            return Err(LoadError::GrantNotRequested { plugin, origin: origin.to_string() });
-        }
-        if let Some(key) = config.keys().find(|k| !manifest.config.contains(*k)) {
+        if let Some(key) = config.keys().find(|k| !manifest.config().contains(*k)) {
             return Err(LoadError::UndeclaredKey { plugin, what: "config key", key: key.clone() });
         }
-        if let Some(key) = secrets.keys().find(|k| !manifest.secrets.contains(*k)) {
+        if let Some(key) = secrets.keys().find(|k| !manifest.secrets().contains(*k)) {
             return Err(LoadError::UndeclaredKey { plugin, what: "secret", key: key.clone() });
         }
 
@@ -111,30 +109,31 @@ impl PluginRuntime {
             PrepareError::UnsatisfiedImport(detail) => LoadError::UnsatisfiedImport { plugin: plugin.clone(), detail },
             PrepareError::Invalid(detail) => LoadError::InvalidComponent { plugin: plugin.clone(), detail },
         })?;
+        let (name, version) = (manifest.name().to_string(), manifest.version().to_string());
         let context = PluginContext {
-            name: manifest.name.clone(),
-            version: manifest.version.clone(),
+            metrics: rt.metrics.series(&name, &version),
+            name: name.clone(),
+            version: version.clone(),
             label: plugin.clone(),
             grants,
             config,
             secrets,
             transport: rt.transport.clone(),
             limits: rt.config.limits.clone(),
-            metrics: rt.metrics.series(&manifest.name, &manifest.version),
         };
         let caller = Caller { runtime: self.inner.clone(), context: Arc::new(context), bindings };
         let info = caller.info().map_err(|source| LoadError::InfoFailed { plugin: plugin.clone(), source })?;
-        if info.id != manifest.provider || info.version != manifest.version {
+        if info.id != manifest.provider().as_str() || info.version != version {
             return Err(LoadError::InfoMismatch {
                 plugin,
-                provider: manifest.provider.clone(),
-                version: manifest.version.clone(),
+                provider: manifest.provider().to_string(),
+                version,
                 reported: info.id,
                 reported_version: info.version,
             });
         }
         tracing::info!(
-            plugin = %manifest.name, version = %manifest.version, wit = wit.package(), %digest, ?cache,
+            plugin = %name, version = %version, wit = wit.package(), %digest, ?cache,
             elapsed_ms = started.elapsed().as_millis() as u64, "plugin loaded"
         );
         Ok(LoadedPlugin { inner: Arc::new(LoadedInner { caller, info, wit, digest, cache }) })

@@ -11,3 +11,7 @@ mod meili;
 #[allow(dead_code)]
 mod meili_peer;
 mod ops;
+#[path = "../plugins/build.rs"]
+#[allow(dead_code)]
+mod plugin_build;
+mod plugins;

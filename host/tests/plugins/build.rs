@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use host::plugins::PluginManifest;
+use host::plugins::Manifest;
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ sits in the workspace root").to_owned()
@@ -30,16 +30,18 @@ pub fn packages_dir() -> &'static Path {
 
 /// One installable package as `cargo xtask plugins` laid it out.
 pub struct Package {
-    pub manifest: PluginManifest,
+    pub manifest: Manifest,
+    /// `plugin.toml` as built, for tests that write a variant of it.
+    pub manifest_text: String,
     pub component: Vec<u8>,
 }
 
 pub fn package(name: &str) -> Package {
     let dir = packages_dir().join(name);
     let text = std::fs::read_to_string(dir.join("plugin.toml")).unwrap_or_else(|e| panic!("{name}/plugin.toml: {e}"));
-    let manifest = PluginManifest::from_toml(&text).unwrap_or_else(|e| panic!("{name}/plugin.toml: {e}"));
-    let component = std::fs::read(dir.join(&manifest.component)).unwrap_or_else(|e| panic!("{name} component: {e}"));
-    Package { manifest, component }
+    let manifest = Manifest::from_toml(&text).unwrap_or_else(|e| panic!("{name}/plugin.toml: {e}"));
+    let component = std::fs::read(dir.join(manifest.component())).unwrap_or_else(|e| panic!("{name} component: {e}"));
+    Package { manifest, manifest_text: text, component }
 }
 
 pub fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

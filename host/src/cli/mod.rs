@@ -1,4 +1,7 @@
-//! The command line: `host serve`, `host migrate`, `host user create`.
+//! The command line: `host serve`, `host migrate`, `host user create`, `host search reindex`,
+//! `host plugin …` (in [`plugin`]).
+
+pub mod plugin;
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -37,6 +40,9 @@ pub enum Command {
     /// Manage the lease search index.
     #[command(subcommand)]
     Search(SearchCommand),
+    /// Install and manage payment provider plugins; sign packages.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,6 +94,7 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
             println!("re-indexed {count} leases into {} in {:.1} s", index.engine(), started.elapsed().as_secs_f64());
             db.close().await;
         }
+        Command::Plugin(command) => plugin::run(command, &config).await?,
         Command::User(UserCommand::Create { email, password_stdin: _, role }) => {
             let password = read_password_line()?;
             let db = startup::open_database(&config, config.migrate_on_start).await?;

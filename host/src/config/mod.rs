@@ -1,6 +1,9 @@
 //! Configuration: defaults, then an optional TOML file, then `LESSOR_*` environment
 //! variables. Unknown keys and invalid values stop start-up with a message naming the key.
 
+mod plugins;
+
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,6 +14,8 @@ use lessor_store::DatabaseTarget;
 use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
+
+pub use plugins::{PluginConfig, ProviderSettings};
 
 pub const ENV_PREFIX: &str = "LESSOR_";
 
@@ -44,6 +49,14 @@ struct RawConfig {
     login_max_failures_per_address: u32,
     login_window_secs: u64,
     shutdown_grace_secs: u64,
+    plugin_dir: Option<PathBuf>,
+    plugin_cache_dir: Option<PathBuf>,
+    plugin_require_signatures: bool,
+    plugin_trusted_keys: BTreeMap<String, String>,
+    plugin_reload_ms: u64,
+    plugin_call_timeout_ms: u64,
+    plugin_memory_mib: usize,
+    plugins: BTreeMap<String, BTreeMap<String, SecretString>>,
 }
 
 impl Default for RawConfig {
@@ -68,6 +81,14 @@ impl Default for RawConfig {
             login_max_failures_per_address: 50,
             login_window_secs: 900,
             shutdown_grace_secs: 30,
+            plugin_dir: None,
+            plugin_cache_dir: None,
+            plugin_require_signatures: false,
+            plugin_trusted_keys: BTreeMap::new(),
+            plugin_reload_ms: 2000,
+            plugin_call_timeout_ms: 20_000,
+            plugin_memory_mib: 64,
+            plugins: BTreeMap::new(),
         }
     }
 }
@@ -93,6 +114,7 @@ pub struct Config {
     pub login_max_failures_per_address: u32,
     pub login_window_secs: u64,
     pub shutdown_grace_secs: u64,
+    pub plugins: PluginConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +155,16 @@ fn invalid(key: &str, reason: impl fmt::Display) -> ConfigError {
 }
 
 impl Config {
+    /// Where installed plugin packages live.
+    pub fn plugin_store_dir(&self) -> PathBuf {
+        self.plugins.store_dir.clone().unwrap_or_else(|| self.data_dir.join("plugins"))
+    }
+
+    /// Where precompiled plugin components are cached.
+    pub fn plugin_cache_dir(&self) -> PathBuf {
+        self.plugins.cache_dir.clone().unwrap_or_else(|| self.data_dir.join("plugin-cache"))
+    }
+
     /// Loads defaults, then `file` (which must exist when given), then the process environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         Self::from_figment(Self::figment(file)?)
@@ -204,6 +236,31 @@ impl Config {
             return Err(invalid("login_max_failures_per_account", "limits must be at least 1"));
         }
         tracing_subscriber::EnvFilter::try_new(&raw.log_level).map_err(|e| invalid("log_level", e))?;
+        if !(100..=3_600_000).contains(&raw.plugin_reload_ms) {
+            return Err(invalid("plugin_reload_ms", "must be between 100 and 3600000"));
+        }
+        if !(100..=600_000).contains(&raw.plugin_call_timeout_ms) {
+            return Err(invalid("plugin_call_timeout_ms", "must be between 100 and 600000"));
+        }
+        if !(1..=4096).contains(&raw.plugin_memory_mib) {
+            return Err(invalid("plugin_memory_mib", "must be between 1 and 4096"));
+        }
+        let trusted = plugins::trusted_keys(&raw.plugin_trusted_keys).map_err(|e| invalid("plugin_trusted_keys", e))?;
+        if raw.plugin_require_signatures && trusted.is_empty() {
+            return Err(invalid(
+                "plugin_require_signatures",
+                "is set, but `plugin_trusted_keys` names no publisher key",
+            ));
+        }
+        let plugins = PluginConfig {
+            store_dir: raw.plugin_dir,
+            cache_dir: raw.plugin_cache_dir,
+            signatures: lessor_plugin_registry::SignaturePolicy { required: raw.plugin_require_signatures, trusted },
+            reload_interval: std::time::Duration::from_millis(raw.plugin_reload_ms),
+            call_timeout: std::time::Duration::from_millis(raw.plugin_call_timeout_ms),
+            memory_bytes: raw.plugin_memory_mib << 20,
+            settings: ProviderSettings::new(raw.plugins),
+        };
         Ok(Self {
             addr,
             data_dir: raw.data_dir,
@@ -222,6 +279,7 @@ impl Config {
             login_max_failures_per_address: raw.login_max_failures_per_address,
             login_window_secs: raw.login_window_secs.max(1),
             shutdown_grace_secs: raw.shutdown_grace_secs,
+            plugins,
         })
     }
 }
@@ -289,6 +347,27 @@ mod tests {
         .unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cr3t"), "{shown}");
+    }
+
+    #[test]
+    fn plugin_settings_come_per_provider_and_stay_secret() {
+        let c = Config::from_figment(Figment::new().merge(Serialized::default(
+            "plugins",
+            serde_json::json!({"stripe": {"api_base": "http://127.0.0.1:9", "secret_key": "s3cr3t-sk"}}),
+        )))
+        .unwrap();
+        assert_eq!(c.plugin_store_dir(), PathBuf::from("data/plugins"));
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        let err = Config::from_figment(Figment::new().merge(Serialized::default("plugin_require_signatures", true)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("plugin_trusted_keys"), "{err}");
+        let err = Config::from_figment(
+            Figment::new().merge(Serialized::default("plugin_trusted_keys", serde_json::json!({"acme": "nope"}))),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("plugin_trusted_keys") && err.contains("acme"), "{err}");
     }
 
     #[test]

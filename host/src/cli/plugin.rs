@@ -1,0 +1,315 @@
+//! `host plugin …`: the operator's and the publisher's commands over the plugin registry.
+//!
+//! Every change goes through the registry (database + package store) and bumps its revision;
+//! a running `host serve` (every replica) picks it up within `plugin_reload_ms`. Refusals are
+//! the registry's own words (bad digest, untrusted signer, wrong world, missing export, …).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use lessor_plugin_registry::{
+    KeyId, OriginPattern, Package, PluginRecord, PluginRef, ProviderId, PublisherKey, Registry, Version,
+    write_signature,
+};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::plugins::RuntimeChecker;
+use crate::startup;
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Install a package (a directory with plugin.toml, or a .tar/.tar.gz of one). The provider's
+    /// first version becomes active.
+    Install {
+        path: PathBuf,
+        /// Also allow HOST[:PORT] (https unless a scheme is given; `:*` for any port), beyond the
+        /// hosts the manifest requests. Repeatable.
+        #[arg(long = "grant-host", value_name = "HOST[:PORT]", value_parser = parse_grant)]
+        grant_hosts: Vec<OriginPattern>,
+    },
+    /// Install a new version of an installed provider and make it active.
+    Upgrade {
+        path: PathBuf,
+        #[arg(long = "grant-host", value_name = "HOST[:PORT]", value_parser = parse_grant)]
+        grant_hosts: Vec<OriginPattern>,
+    },
+    /// List installed plugins.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one provider's versions (or one version) in detail.
+    Inspect {
+        /// PROVIDER or PROVIDER@VERSION.
+        target: PluginRef,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let a provider serve payments again.
+    Enable { provider: ProviderId },
+    /// Stop a provider from serving payments (its versions stay installed).
+    Disable { provider: ProviderId },
+    /// Make the version that was active before the current one active again.
+    Rollback { provider: ProviderId },
+    /// Make one installed version active.
+    Activate {
+        /// PROVIDER@VERSION.
+        target: PluginRef,
+    },
+    /// Remove a provider (all versions) or one version. The live version is kept unless --force.
+    Remove {
+        /// PROVIDER or PROVIDER@VERSION.
+        target: PluginRef,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Publishers: sign a package directory with your key (writes plugin.sig beside plugin.toml).
+    Sign {
+        dir: PathBuf,
+        #[arg(long, value_name = "KEY_FILE")]
+        key: PathBuf,
+    },
+    /// Publishers: create a signing key file; prints the line an operator adds to trust it.
+    Keygen {
+        #[arg(long)]
+        id: String,
+        #[arg(long, value_name = "KEY_FILE")]
+        out: PathBuf,
+    },
+}
+
+fn parse_grant(s: &str) -> Result<OriginPattern, String> {
+    OriginPattern::parse_grant(s).map_err(|e| e.to_string())
+}
+
+pub async fn run(command: PluginCommand, config: &Config) -> anyhow::Result<()> {
+    match command {
+        PluginCommand::Sign { dir, key } => return sign(&dir, &key),
+        PluginCommand::Keygen { id, out } => return keygen(&id, &out),
+        _ => {}
+    }
+    let db = startup::open_database(config, config.migrate_on_start).await?;
+    let registry = startup::plugin_registry(config, &db)?;
+    let result = manage(command, config, &registry).await;
+    db.close().await;
+    result
+}
+
+async fn manage(command: PluginCommand, config: &Config, registry: &Registry) -> anyhow::Result<()> {
+    match command {
+        PluginCommand::Install { path, grant_hosts } => admit(config, registry, &path, &grant_hosts, false).await,
+        PluginCommand::Upgrade { path, grant_hosts } => admit(config, registry, &path, &grant_hosts, true).await,
+        PluginCommand::List { json } => {
+            let records = registry.list().await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({ "items": records.iter().map(record_json).collect::<Vec<_>>() })
+                    )?
+                );
+            } else if records.is_empty() {
+                println!("no plugins installed");
+            } else {
+                println!(
+                    "{:<16} {:<10} {:<8} {:<7} {:<16} DIGEST",
+                    "PROVIDER", "VERSION", "ENABLED", "ACTIVE", "SIGNED BY"
+                );
+                for r in &records {
+                    println!(
+                        "{:<16} {:<10} {:<8} {:<7} {:<16} {}",
+                        r.provider.as_str(),
+                        r.version.to_string(),
+                        yes_no(r.enabled),
+                        yes_no(r.active),
+                        r.signed_by.as_ref().map_or("-", KeyId::as_str),
+                        r.digest
+                    );
+                }
+            }
+            Ok(())
+        }
+        PluginCommand::Inspect { target, json } => {
+            let records = registry.inspect(&target).await?;
+            if json {
+                let items: Vec<_> = records.iter().map(record_detail_json).collect();
+                println!("{}", serde_json::to_string_pretty(&json!({ "items": items }))?);
+            } else {
+                for r in &records {
+                    print_detail(r);
+                }
+            }
+            Ok(())
+        }
+        PluginCommand::Enable { provider } => {
+            match registry.enable(&provider).await? {
+                Some(rev) => println!("enabled {provider} (registry revision {rev})"),
+                None => println!("{provider} was already enabled"),
+            }
+            Ok(())
+        }
+        PluginCommand::Disable { provider } => {
+            match registry.disable(&provider).await? {
+                Some(rev) => println!("disabled {provider} (registry revision {rev}); its payments are refused"),
+                None => println!("{provider} was already disabled"),
+            }
+            Ok(())
+        }
+        PluginCommand::Rollback { provider } => {
+            let a = registry.rollback(&provider).await?;
+            println!(
+                "rolled back {provider}: {} -> {} (registry revision {})",
+                version_or_none(a.from.as_ref()),
+                a.to,
+                a.revision
+            );
+            Ok(())
+        }
+        PluginCommand::Activate { target } => {
+            let Some(version) = target.version else { bail!("name a version: {}@VERSION", target.provider) };
+            match registry.activate(&target.provider, &version).await? {
+                Some(a) => println!(
+                    "activated {}@{} (was {}; registry revision {})",
+                    a.provider,
+                    a.to,
+                    version_or_none(a.from.as_ref()),
+                    a.revision
+                ),
+                None => println!("{}@{version} was already active", target.provider),
+            }
+            Ok(())
+        }
+        PluginCommand::Remove { target, force } => {
+            let removal = registry.remove(&target, force).await?;
+            let versions: Vec<String> = removal.versions.iter().map(Version::to_string).collect();
+            println!("removed {} {} (registry revision {})", removal.provider, versions.join(", "), removal.revision);
+            Ok(())
+        }
+        PluginCommand::Sign { .. } | PluginCommand::Keygen { .. } => unreachable!("handled without a database"),
+    }
+}
+
+async fn admit(
+    config: &Config,
+    registry: &Registry,
+    path: &std::path::Path,
+    grants: &[OriginPattern],
+    upgrade: bool,
+) -> anyhow::Result<()> {
+    let package = Package::load(path).with_context(|| format!("reading the package at {}", path.display()))?;
+    let manifest = package.manifest();
+    println!("package {} (provider {}, {})", manifest.label(), manifest.provider(), manifest.wit());
+    println!("component {}", package.component_digest());
+    if manifest.hosts().is_empty() {
+        println!("requests no network access");
+    } else {
+        let hosts: Vec<String> = manifest.hosts().iter().map(ToString::to_string).collect();
+        println!("requests network access to: {}", hosts.join(", "));
+    }
+    if !grants.is_empty() {
+        let extra: Vec<String> = grants.iter().map(ToString::to_string).collect();
+        println!("also granted by you: {}", extra.join(", "));
+    }
+    let runtime = startup::plugin_runtime(config)?;
+    let checker = RuntimeChecker::new(runtime);
+    let installed = if upgrade {
+        registry.upgrade(&package, grants, &checker).await?
+    } else {
+        registry.install(&package, grants, &checker).await?
+    };
+    let r = &installed.record;
+    if let Some(signer) = &r.signed_by {
+        println!("signature verified: signed by trusted key `{signer}`");
+    }
+    match (&installed.replaced, r.active) {
+        (Some(old), _) => {
+            println!("upgraded {}: {old} -> {} (registry revision {})", r.provider, r.version, installed.revision)
+        }
+        (None, true) => println!("installed {} (active; registry revision {})", r.label(), installed.revision),
+        (None, false) => println!(
+            "installed {} (not active: {} serves with another version; `host plugin activate {}` switches)",
+            r.label(),
+            r.provider,
+            r.label()
+        ),
+    }
+    Ok(())
+}
+
+fn sign(dir: &std::path::Path, key_file: &std::path::Path) -> anyhow::Result<()> {
+    let key = PublisherKey::read(key_file).with_context(|| format!("reading the key {}", key_file.display()))?;
+    let package = Package::from_dir(dir).with_context(|| format!("reading the package at {}", dir.display()))?;
+    let signature = key.sign_package(&package);
+    let written = write_signature(dir, &signature).context("writing plugin.sig")?;
+    println!("signed {} with key `{}`: {}", package.manifest().label(), key.id(), written.display());
+    Ok(())
+}
+
+fn keygen(id: &str, out: &std::path::Path) -> anyhow::Result<()> {
+    let id = KeyId::parse(id).map_err(|e| anyhow::anyhow!("--id: {e}"))?;
+    let key = PublisherKey::generate(id);
+    key.write_new(out).with_context(|| format!("writing {} (it must not exist yet)", out.display()))?;
+    println!("wrote {} (keep it private)", out.display());
+    println!("operators trust it with, in host.toml:");
+    println!("[plugin_trusted_keys]\n\"{}\" = \"{}\"", key.id(), key.public_key_base64());
+    Ok(())
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+fn version_or_none(v: Option<&Version>) -> String {
+    v.map_or_else(|| "none".to_owned(), ToString::to_string)
+}
+
+fn record_json(r: &PluginRecord) -> serde_json::Value {
+    json!({
+        "provider": r.provider.as_str(),
+        "version": r.version.to_string(),
+        "name": r.name.to_string(),
+        "digest": r.digest.to_string(),
+        "enabled": r.enabled,
+        "active": r.active,
+        "signed_by": r.signed_by.as_ref().map(KeyId::as_str),
+    })
+}
+
+fn record_detail_json(r: &PluginRecord) -> serde_json::Value {
+    let mut v = record_json(r);
+    let extra = json!({
+        "wit": r.wit,
+        "manifest_digest": r.manifest_digest.to_string(),
+        "requested_hosts": r.manifest.hosts().iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "grants": r.grants.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "config_keys": r.manifest.config(),
+        "secret_keys": r.manifest.secrets(),
+        "installed_at": r.installed_at,
+        "activated_at": r.activated_at,
+    });
+    if let (Some(a), Some(b)) = (v.as_object_mut(), extra.as_object()) {
+        a.extend(b.clone());
+    }
+    v
+}
+
+fn print_detail(r: &PluginRecord) {
+    let list = |items: Vec<String>| if items.is_empty() { "-".to_owned() } else { items.join(", ") };
+    println!("{}", r.label());
+    println!("  package      {} ({})", r.name, r.wit);
+    println!("  component    {}", r.digest);
+    println!("  manifest     {}", r.manifest_digest);
+    println!("  enabled      {}", yes_no(r.enabled));
+    println!("  active       {}", yes_no(r.active));
+    println!("  signed by    {}", r.signed_by.as_ref().map_or("-", KeyId::as_str));
+    println!("  requests     {}", list(r.manifest.hosts().iter().map(ToString::to_string).collect()));
+    println!("  granted      {}", list(r.grants.iter().map(ToString::to_string).collect()));
+    println!("  config keys  {}", list(r.manifest.config().iter().cloned().collect()));
+    println!("  secret keys  {}", list(r.manifest.secrets().iter().cloned().collect()));
+    println!("  installed at {}", r.installed_at.to_rfc3339());
+    if let Some(at) = r.activated_at {
+        println!("  activated at {}", at.to_rfc3339());
+    }
+}
