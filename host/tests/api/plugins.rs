@@ -366,6 +366,23 @@ async fn live_changes_reach_running_servers(backend: Backend) {
     }
     let outcome = providers.get("echo").unwrap().process(request(1)).await.unwrap();
     assert_eq!(outcome.provider_transaction_id, "echo-1.0.0-p1");
+
+    // Per plugin and version, in the host's /metrics.
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for version in ["1.0.0", "2.0.0"] {
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("lessor_plugin_calls_total{")
+                    && l.contains("plugin=\"echo-v")
+                    && l.contains(&format!("version=\"{version}\""))
+                    && l.contains("function=\"process\"")
+                    && l.contains("outcome=\"ok\"")
+            })
+            .unwrap_or_else(|| panic!("no process calls of {version} in /metrics:\n{metrics}"));
+        let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(count >= 1.0, "{line}");
+    }
 }
 
 crate::on_each_backend!(live_changes_reach_running_servers);

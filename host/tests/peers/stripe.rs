@@ -1,0 +1,483 @@
+//! A local stand-in for Stripe's API, for tests: not Stripe, only the subset the `stripe` plugin
+//! speaks (plugins/stripe/README.md), as Stripe documents it.
+//!
+//! - `POST /v1/payment_intents` and `POST /v1/refunds`: form-encoded, `Authorization: Bearer
+//!   <secret key>` (else `401`), unknown parameters refused (`400`, like Stripe).
+//! - Idempotency as Stripe does it: the first answer that executed (`200` or `402`) is saved per
+//!   `Idempotency-Key`; the same key with the same parameters replays it (header
+//!   `Idempotent-Replayed: true`, no second charge); the same key with other parameters or on
+//!   another endpoint is `400 idempotency_error`. Validation errors (`400`) are not saved.
+//! - A confirm's outcome is chosen by the payment method, after Stripe's test tokens:
+//!
+//! | `payment_method`                          | answer                                                      |
+//! |-------------------------------------------|-------------------------------------------------------------|
+//! | `pm_card_visa`, `pm_card_mastercard`, `tok_visa` | `200`, `succeeded`                                   |
+//! | `pm_card_chargeDeclined`                  | `402 card_error`, `card_declined` / `generic_decline`       |
+//! | `pm_card_chargeDeclinedInsufficientFunds` | `402 card_error`, `card_declined` / `insufficient_funds`    |
+//! | `pm_card_threeDSecure2Required`           | `200`, `requires_action`, `next_action.redirect_to_url.url` |
+//! | `pm_processing`                           | `200`, `processing`                                         |
+//! | `pm_requires_payment_method`              | `200`, `requires_payment_method`, `do_not_honor`            |
+//! | anything else                             | `400 resource_missing`, `param: payment_method`             |
+//!
+//! - Refunds never exceed what was captured and not yet refunded (`400 amount_too_large`, or
+//!   `charge_already_refunded` when nothing is left); only `succeeded` intents are refundable.
+//! - [`sign_webhook`] makes a real `Stripe-Signature`; [`event_payload`] with
+//!   [`StripePeer::payment_intent_object`] / [`StripePeer::charge_object`] makes the event body.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use super::{Fault, RecordedRequest, Server, hex, hmac_sha256};
+
+/// A PaymentIntent the peer created.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentIntent {
+    pub id: String,
+    pub amount: i64,
+    /// Lower case, as sent.
+    pub currency: String,
+    pub status: String,
+    pub payment_method: String,
+    pub metadata: BTreeMap<String, String>,
+    /// The Charge its confirmation created.
+    pub charge: String,
+    pub amount_received: i64,
+    pub amount_refunded: i64,
+    pub idempotency_key: Option<String>,
+}
+
+/// A Refund the peer created.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refund {
+    pub id: String,
+    pub payment_intent: String,
+    pub amount: i64,
+    pub reason: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub status: String,
+}
+
+pub struct StripePeer {
+    server: Server,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    secret_key: String,
+    /// Known once the server is bound (for `next_action` URLs).
+    origin: OnceLock<String>,
+    state: Mutex<StripeState>,
+}
+
+#[derive(Default)]
+struct StripeState {
+    intents: Vec<PaymentIntent>,
+    refunds: Vec<Refund>,
+    saved: HashMap<String, Saved>,
+    next_id: u64,
+}
+
+/// A saved answer for an idempotency key.
+struct Saved {
+    path: &'static str,
+    params: Vec<(String, String)>,
+    status: StatusCode,
+    body: Value,
+}
+
+impl StripePeer {
+    /// Starts a peer that accepts `secret_key` as the bearer token.
+    pub async fn start(secret_key: &str) -> Self {
+        let shared = Arc::new(Shared {
+            secret_key: secret_key.to_owned(),
+            origin: OnceLock::new(),
+            state: Mutex::new(StripeState::default()),
+        });
+        let app = Router::new()
+            .route("/v1/payment_intents", post(create_payment_intent))
+            .route("/v1/refunds", post(create_refund))
+            .with_state(shared.clone());
+        let status_500 = r#"{"error":{"type":"api_error","message":"An unknown error occurred"}}"#;
+        let server = Server::start(app, status_500).await;
+        shared.origin.set(server.origin()).expect("origin set once");
+        Self { server, shared }
+    }
+
+    /// `http://127.0.0.1:<port>`: the plugin's `api_base` and the origin to grant.
+    pub fn origin(&self) -> String {
+        self.server.origin()
+    }
+
+    /// Every request received, in order, including refused and faulted ones.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.server.requests()
+    }
+
+    pub fn payment_intents(&self) -> Vec<PaymentIntent> {
+        self.shared.state.lock().expect("peer lock").intents.clone()
+    }
+
+    pub fn payment_intent(&self, id: &str) -> Option<PaymentIntent> {
+        self.payment_intents().into_iter().find(|pi| pi.id == id)
+    }
+
+    /// Charges created: one per confirmed PaymentIntent, declined ones included. A replayed
+    /// idempotent request creates none.
+    pub fn charges_created(&self) -> usize {
+        self.shared.state.lock().expect("peer lock").intents.len()
+    }
+
+    pub fn refunds(&self) -> Vec<Refund> {
+        self.shared.state.lock().expect("peer lock").refunds.clone()
+    }
+
+    /// Switches the peer's behaviour; `Down` returns once connections are refused.
+    pub async fn set_fault(&self, fault: Fault) {
+        self.server.set_fault(fault).await;
+    }
+
+    /// The PaymentIntent `id` as Stripe would put it in an event's `data.object`.
+    pub fn payment_intent_object(&self, id: &str) -> Option<Value> {
+        self.payment_intent(id).map(|pi| intent_json(&pi))
+    }
+
+    /// The Charge of PaymentIntent `intent_id` as in a `charge.*` event's `data.object`.
+    pub fn charge_object(&self, intent_id: &str) -> Option<Value> {
+        self.payment_intent(intent_id).map(|pi| {
+            json!({
+                "id": pi.charge,
+                "object": "charge",
+                "amount": pi.amount,
+                "amount_captured": pi.amount_received,
+                "amount_refunded": pi.amount_refunded,
+                "currency": pi.currency,
+                "payment_intent": pi.id,
+                "refunded": pi.amount_refunded > 0 && pi.amount_refunded == pi.amount_received,
+                "status": if pi.status == "succeeded" { "succeeded" } else { "failed" },
+            })
+        })
+    }
+}
+
+/// An event body as Stripe delivers it: `{"id", "object": "event", "type", "created", "data": {"object"}}`.
+pub fn event_payload(event_id: &str, event_type: &str, object: Value, created: i64) -> String {
+    json!({
+        "id": event_id,
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": created,
+        "livemode": false,
+        "pending_webhooks": 1,
+        "type": event_type,
+        "data": { "object": object },
+    })
+    .to_string()
+}
+
+/// A `Stripe-Signature` header for `payload` signed with `secret` at `unix_ts`:
+/// `t=<unix_ts>,v1=<hex HMAC-SHA256(secret, "<unix_ts>.<payload>")>`.
+pub fn sign_webhook(secret: &str, payload: &str, unix_ts: i64) -> String {
+    let signed = format!("{unix_ts}.{payload}");
+    format!("t={unix_ts},v1={}", hex(&hmac_sha256(secret.as_bytes(), signed.as_bytes())))
+}
+
+/// What an endpoint did with a request.
+enum Answer {
+    /// Executed: saved under the idempotency key.
+    Executed(StatusCode, Value),
+    /// Refused before executing: not saved.
+    Refused(StatusCode, Value),
+}
+
+/// Stripe's error body: `{"error": {"type", "message", "code"?, "param"?}}`.
+fn error_body(kind: &str, code: Option<&str>, param: Option<&str>, message: &str) -> Value {
+    let mut error = json!({ "type": kind, "message": message });
+    if let Some(code) = code {
+        error["code"] = json!(code);
+    }
+    if let Some(param) = param {
+        error["param"] = json!(param);
+    }
+    json!({ "error": error })
+}
+
+/// A `400 invalid_request_error`, not saved under the idempotency key.
+fn invalid(code: &str, param: Option<&str>, message: &str) -> Answer {
+    Answer::Refused(StatusCode::BAD_REQUEST, error_body("invalid_request_error", Some(code), param, message))
+}
+
+fn respond(status: StatusCode, body: &Value, replayed: bool) -> Response {
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+    if replayed {
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+async fn create_payment_intent(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    call(&shared, "/v1/payment_intents", &headers, &body, confirm_payment_intent)
+}
+
+async fn create_refund(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    call(&shared, "/v1/refunds", &headers, &body, refund)
+}
+
+/// Authentication, form decoding and idempotency around one endpoint.
+fn call(
+    shared: &Shared,
+    path: &'static str,
+    headers: &HeaderMap,
+    body: &[u8],
+    endpoint: fn(&Shared, &mut StripeState, &Form, Option<&str>) -> Answer,
+) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("authorization") != Some(&format!("Bearer {}", shared.secret_key)) {
+        let body = error_body("invalid_request_error", None, None, "Invalid API Key provided");
+        return respond(StatusCode::UNAUTHORIZED, &body, false);
+    }
+    if header("content-type") != Some("application/x-www-form-urlencoded") {
+        let body = error_body("invalid_request_error", None, None, "Expected a form-encoded body");
+        return respond(StatusCode::BAD_REQUEST, &body, false);
+    }
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    let mut sorted = params.clone();
+    sorted.sort();
+    let key = header("idempotency-key").map(str::to_owned);
+
+    let mut state = shared.state.lock().expect("peer lock");
+    if let Some(saved) = key.as_ref().and_then(|k| state.saved.get(k)) {
+        if saved.path == path && saved.params == sorted {
+            return respond(saved.status, &saved.body, true);
+        }
+        let message =
+            "Keys for idempotent requests can only be used with the same parameters they were first used with.";
+        return respond(StatusCode::BAD_REQUEST, &error_body("idempotency_error", None, None, message), false);
+    }
+    match endpoint(shared, &mut state, &Form(params), key.as_deref()) {
+        Answer::Executed(status, body) => {
+            if let Some(key) = key {
+                state.saved.insert(key, Saved { path, params: sorted, status, body: body.clone() });
+            }
+            respond(status, &body, false)
+        }
+        Answer::Refused(status, body) => respond(status, &body, false),
+    }
+}
+
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    fn metadata(&self) -> BTreeMap<String, String> {
+        self.0
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("metadata[")?.strip_suffix(']')?.to_owned(), v.clone())))
+            .collect()
+    }
+
+    /// The first parameter Stripe would not know, if any.
+    fn unknown(&self, known: &[&str]) -> Option<&str> {
+        self.0.iter().map(|(k, _)| k.as_str()).find(|k| !known.contains(k) && !k.starts_with("metadata["))
+    }
+}
+
+fn intent_json(pi: &PaymentIntent) -> Value {
+    json!({
+        "id": pi.id,
+        "object": "payment_intent",
+        "amount": pi.amount,
+        "amount_received": pi.amount_received,
+        "currency": pi.currency,
+        "status": pi.status,
+        "payment_method": pi.payment_method,
+        "latest_charge": pi.charge,
+        "metadata": pi.metadata,
+        "livemode": false,
+        "next_action": null,
+        "last_payment_error": null,
+    })
+}
+
+fn confirm_payment_intent(shared: &Shared, state: &mut StripeState, form: &Form, key: Option<&str>) -> Answer {
+    const KNOWN: &[&str] = &[
+        "amount",
+        "currency",
+        "payment_method",
+        "payment_method_types[]",
+        "confirm",
+        "description",
+        "customer",
+        "off_session",
+        "return_url",
+        "capture_method",
+    ];
+    if let Some(unknown) = form.unknown(KNOWN) {
+        let message = format!("Received unknown parameter: {unknown}");
+        return invalid("parameter_unknown", Some(unknown), &message);
+    }
+    let Some(amount) = form.get("amount").and_then(|a| a.parse::<i64>().ok()).filter(|a| *a > 0) else {
+        let message = "Missing or invalid amount";
+        return invalid("parameter_missing", Some("amount"), message);
+    };
+    let currency = form.get("currency").unwrap_or_default();
+    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
+        let message = "Invalid currency: must be a lower-case three-letter ISO code";
+        return invalid("invalid_currency", Some("currency"), message);
+    }
+    let payment_method = form.get("payment_method").unwrap_or_default().to_owned();
+    let outcome = match payment_method.as_str() {
+        "pm_card_visa" | "pm_card_mastercard" | "tok_visa" => "succeeded",
+        "pm_card_chargeDeclined" => "generic_decline",
+        "pm_card_chargeDeclinedInsufficientFunds" => "insufficient_funds",
+        "pm_card_threeDSecure2Required" => "requires_action",
+        "pm_processing" => "processing",
+        "pm_requires_payment_method" => "requires_payment_method",
+        other => {
+            let message = format!("No such PaymentMethod: '{other}'");
+            return invalid("resource_missing", Some("payment_method"), &message);
+        }
+    };
+
+    state.next_id += 1;
+    let n = state.next_id;
+    let mut pi = PaymentIntent {
+        id: format!("pi_peer{n:06}"),
+        amount,
+        currency: currency.to_owned(),
+        status: String::new(),
+        payment_method,
+        metadata: form.metadata(),
+        charge: format!("ch_peer{n:06}"),
+        amount_received: 0,
+        amount_refunded: 0,
+        idempotency_key: key.map(str::to_owned),
+    };
+    if form.get("confirm") != Some("true") {
+        pi.status = "requires_confirmation".into();
+        let body = intent_json(&pi);
+        state.intents.push(pi);
+        return Answer::Executed(StatusCode::OK, body);
+    }
+    let card_error = |decline_code: &str| {
+        json!({
+            "type": "card_error",
+            "code": "card_declined",
+            "decline_code": decline_code,
+            "message": "Your card was declined.",
+        })
+    };
+    let (status, body) = match outcome {
+        "succeeded" | "processing" => {
+            pi.status = outcome.into();
+            if outcome == "succeeded" {
+                pi.amount_received = amount;
+            }
+            (StatusCode::OK, intent_json(&pi))
+        }
+        "requires_action" => {
+            pi.status = "requires_action".into();
+            let mut body = intent_json(&pi);
+            body["next_action"] = json!({
+                "type": "redirect_to_url",
+                "redirect_to_url": { "url": format!("{}/3ds/{}", shared.origin.get().map_or("", String::as_str), pi.id), "return_url": null },
+            });
+            (StatusCode::OK, body)
+        }
+        "requires_payment_method" => {
+            pi.status = "requires_payment_method".into();
+            let mut body = intent_json(&pi);
+            body["last_payment_error"] = card_error("do_not_honor");
+            (StatusCode::OK, body)
+        }
+        decline_code => {
+            // A declined confirm is a 402 whose error carries the intent, as Stripe does.
+            pi.status = "requires_payment_method".into();
+            let mut intent = intent_json(&pi);
+            intent["last_payment_error"] = card_error(decline_code);
+            let mut error = card_error(decline_code);
+            error["charge"] = json!(pi.charge);
+            error["payment_intent"] = intent;
+            (StatusCode::PAYMENT_REQUIRED, json!({ "error": error }))
+        }
+    };
+    state.intents.push(pi);
+    Answer::Executed(status, body)
+}
+
+fn refund(_shared: &Shared, state: &mut StripeState, form: &Form, _key: Option<&str>) -> Answer {
+    const KNOWN: &[&str] = &["payment_intent", "charge", "amount", "reason"];
+    if let Some(unknown) = form.unknown(KNOWN) {
+        let message = format!("Received unknown parameter: {unknown}");
+        return invalid("parameter_unknown", Some(unknown), &message);
+    }
+    let reason = form.get("reason").map(str::to_owned);
+    if let Some(reason) = &reason
+        && !["duplicate", "fraudulent", "requested_by_customer"].contains(&reason.as_str())
+    {
+        let message =
+            format!("Invalid reason: must be one of duplicate, fraudulent, or requested_by_customer ({reason})");
+        return invalid("parameter_invalid_string", Some("reason"), &message);
+    }
+    let intent_id = form.get("payment_intent").unwrap_or_default();
+    let Some(index) = state.intents.iter().position(|pi| pi.id == intent_id) else {
+        let message = format!("No such payment_intent: '{intent_id}'");
+        return invalid("resource_missing", Some("payment_intent"), &message);
+    };
+    let pi = &state.intents[index];
+    if pi.status != "succeeded" {
+        let message = format!("This PaymentIntent ({}) does not have a successful charge to refund.", pi.id);
+        return invalid("charge_not_refundable", None, &message);
+    }
+    let left = pi.amount_received - pi.amount_refunded;
+    if left == 0 {
+        let message = format!("Charge {} has already been refunded.", pi.charge);
+        return invalid("charge_already_refunded", None, &message);
+    }
+    let amount = match form.get("amount").map(str::parse::<i64>) {
+        None => left,
+        Some(Ok(amount)) if amount > 0 => amount,
+        Some(_) => {
+            return invalid("parameter_invalid_integer", Some("amount"), "Invalid integer");
+        }
+    };
+    if amount > left {
+        let message = format!("Refund amount ({amount}) is greater than unrefunded amount on charge ({left})");
+        return invalid("amount_too_large", Some("amount"), &message);
+    }
+
+    state.next_id += 1;
+    let refund = Refund {
+        id: format!("re_peer{:06}", state.next_id),
+        payment_intent: intent_id.to_owned(),
+        amount,
+        reason,
+        metadata: form.metadata(),
+        status: "succeeded".into(),
+    };
+    let pi = &mut state.intents[index];
+    pi.amount_refunded += amount;
+    let body = json!({
+        "id": refund.id,
+        "object": "refund",
+        "amount": refund.amount,
+        "charge": pi.charge,
+        "currency": pi.currency,
+        "payment_intent": pi.id,
+        "reason": refund.reason,
+        "metadata": refund.metadata,
+        "status": refund.status,
+    });
+    state.refunds.push(refund);
+    Answer::Executed(StatusCode::OK, body)
+}
