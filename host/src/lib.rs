@@ -2,8 +2,10 @@
 
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod metrics;
+pub mod payments;
 pub mod plugins;
 pub mod search;
 pub mod startup;

@@ -11,6 +11,9 @@ use lessor_auth::throttle::{MemoryThrottle, RedisThrottle};
 use lessor_auth::{AuthService, LoginThrottle, SessionStore, SqlUsers, ThrottlePolicy, TokenCodec};
 use lessor_leases::LeaseService;
 use lessor_leases::repo::{LeaseRepository, SqlLeases};
+use lessor_payments::{
+    CollectionJob, CollectionPolicy, IdempotencyConfig, IdempotencyStore, PaymentService, ReconcilePolicy,
+};
 use lessor_plugin_registry::{PackageStore, Registry};
 use lessor_store::{Db, PoolSettings, RedisConn};
 use secrecy::ExposeSecret;
@@ -18,8 +21,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::config::Config;
-use crate::http::{self, AppState};
+use crate::events::EventPipes;
+use crate::http::{self, AppState, ChainView};
 use crate::metrics::Metrics;
+use crate::payments::{PluginGateway, workers};
 use crate::plugins::{Limits, LiveProviders, PluginRuntime, RuntimeConfig};
 
 /// A bound, ready-to-run host.
@@ -30,6 +35,38 @@ pub struct Application {
     lease_changes: Arc<Notify>,
     shutdown_grace: Duration,
     plugin_reload: Duration,
+    reconcile_interval: Duration,
+    collection: Option<(Duration, CollectionPolicy)>,
+    chain_worker: Option<lessor_chain::ChainWorker>,
+}
+
+/// The worker recording completed payments on TON, when `ton_api_url` is set.
+async fn chain_worker(
+    config: &Config,
+    db: &Db,
+    events: &EventPipes,
+    metrics: &Metrics,
+) -> anyhow::Result<Option<lessor_chain::ChainWorker>> {
+    let chain = config.chain.clone();
+    // Deriving the wallet from its mnemonic is deliberately slow (PBKDF2).
+    let settings = tokio::task::spawn_blocking(move || chain.settings()).await.context("deriving the TON wallet")??;
+    let Some(settings) = settings else { return Ok(None) };
+    let chain_metrics = lessor_chain::ChainMetrics::new();
+    metrics.with_registry(|r| chain_metrics.register(r));
+    let worker = lessor_chain::ChainWorker::new(db.clone(), &settings, events.bus.clone(), chain_metrics)
+        .context("starting the chain worker")?;
+    tracing::info!(wallet = %settings.wallet.address(), version = ?settings.wallet.version(), "chain worker on");
+    Ok(Some(worker))
+}
+
+/// The payments service over the providers this process serves.
+pub fn payment_service(db: &Db, providers: &Arc<LiveProviders>, events: &EventPipes) -> Arc<PaymentService> {
+    let gateway = Arc::new(PluginGateway::new(providers.clone()));
+    Arc::new(PaymentService::new(db.clone(), gateway, ReconcilePolicy::default()).with_relay_wake(events.wake.clone()))
+}
+
+pub fn collection_policy(config: &Config) -> CollectionPolicy {
+    CollectionPolicy { retry_after_days: config.collection_retry_days.clone(), ..CollectionPolicy::default() }
 }
 
 /// Opens the database named by the configuration, applying migrations when asked.
@@ -110,7 +147,13 @@ impl Application {
         if let Err(e) = providers.refresh().await {
             tracing::warn!(error = %e, "could not load the installed payment providers; retrying in the background");
         }
-        let state = AppState { auth, leases, search, db, redis, metrics, providers };
+        let events = EventPipes::new(&config, &db)?;
+        let payments = payment_service(&db, &providers, &events);
+        let idempotency = Arc::new(IdempotencyStore::new(db.clone(), IdempotencyConfig::default()));
+        let chain = ChainView { enabled: config.chain.enabled(), store: lessor_chain::ChainStore::new(db.clone()) };
+        let chain_worker = chain_worker(&config, &db, &events, &metrics).await?;
+        let state =
+            AppState { auth, leases, search, db, redis, metrics, providers, payments, idempotency, events, chain };
         let router = http::router(state.clone(), config.max_body_bytes);
         let listener =
             TcpListener::bind(config.addr).await.with_context(|| format!("binding {} (LESSOR_ADDR)", config.addr))?;
@@ -121,6 +164,9 @@ impl Application {
             lease_changes,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
             plugin_reload: config.plugins.reload_interval,
+            reconcile_interval: config.reconcile_interval,
+            collection: config.collection_interval.map(|every| (every, collection_policy(&config))),
+            chain_worker,
         })
     }
 
@@ -140,7 +186,17 @@ impl Application {
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
     /// finish (at most the grace period) and closes the database pool.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Self { listener, router, state, lease_changes, shutdown_grace, plugin_reload } = self;
+        let Self {
+            listener,
+            router,
+            state,
+            lease_changes,
+            shutdown_grace,
+            plugin_reload,
+            reconcile_interval,
+            collection,
+            chain_worker,
+        } = self;
         tracing::info!(
             addr = %listener.local_addr()?,
             engine = state.db.engine().as_str(),
@@ -160,10 +216,25 @@ impl Application {
                 let _ = indexer_stop.wait_for(|stop| *stop).await;
             },
         ));
-        let mut reload_stop = stop_rx.clone();
-        let reloader = tokio::spawn(state.providers.clone().run(plugin_reload, async move {
-            let _ = reload_stop.wait_for(|stop| *stop).await;
-        }));
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let reloader = tokio::spawn(state.providers.clone().run(plugin_reload, stopped(stop_rx.clone())));
+        let relay = lessor_events::Relay::new(
+            state.db.clone(),
+            state.events.sink.clone(),
+            lessor_events::RelayConfig::new(lessor_events::PAYMENTS),
+        );
+        let relay = tokio::spawn(relay.run(state.events.wake.clone(), |_| {}, stopped(stop_rx.clone())));
+        let mut background = vec![
+            tokio::spawn(workers::reconcile(state.payments.clone(), reconcile_interval, stopped(stop_rx.clone()))),
+            tokio::spawn(workers::prune_keys(state.idempotency.clone(), stopped(stop_rx.clone()))),
+        ];
+        let chain = chain_worker.map(|worker| tokio::spawn(worker.run(stopped(stop_rx.clone()))));
+        if let Some((every, policy)) = collection {
+            let job = Arc::new(CollectionJob::new(state.payments.clone(), policy));
+            background.push(tokio::spawn(workers::collect(job, every, stopped(stop_rx.clone()))));
+        }
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
@@ -187,6 +258,15 @@ impl Application {
         };
         janitor.abort();
         reloader.abort();
+        for task in background {
+            task.abort();
+        }
+        // The relay finishes its pass and releases its lease; unpublished rows wait in the outbox.
+        let _ = tokio::time::timeout(Duration::from_secs(5), relay).await;
+        if let Some(chain) = chain {
+            // Closes its consumer and releases the wallet lease; stored records resume later.
+            let _ = tokio::time::timeout(Duration::from_secs(5), chain).await;
+        }
         // The indexer finishes its batch; whatever it did not complete stays in the outbox.
         let _ = tokio::time::timeout(Duration::from_secs(5), indexer).await;
         state.db.close().await;

@@ -40,6 +40,13 @@ pub enum Command {
     /// Manage the lease search index.
     #[command(subcommand)]
     Search(SearchCommand),
+    /// Charge due installments of active leases through their payment methods now (what
+    /// `serve` does every `collection_interval_secs`); safe to run beside `serve`.
+    CollectDue {
+        /// Collect as of this day (YYYY-MM-DD) instead of today.
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+    },
     /// Install and manage payment provider plugins; sign packages.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -95,6 +102,23 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
             db.close().await;
         }
         Command::Plugin(command) => plugin::run(command, &config).await?,
+        Command::CollectDue { date } => {
+            let db = startup::open_database(&config, config.migrate_on_start).await?;
+            let runtime = startup::plugin_runtime(&config)?;
+            let registry = startup::plugin_registry(&config, &db)?;
+            let providers = std::sync::Arc::new(crate::plugins::LiveProviders::new(runtime, registry, &config.plugins));
+            providers.refresh().await.context("loading the installed payment providers")?;
+            let events = crate::events::EventPipes::new(&config, &db)?;
+            let payments = startup::payment_service(&db, &providers, &events);
+            let job = lessor_payments::CollectionJob::new(payments, startup::collection_policy(&config));
+            let day = date.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let r = job.run_once(day).await.context("collecting due installments")?;
+            println!(
+                "collection for {day}: {} attempted, {} succeeded, {} pending, {} failed, {} skipped, {} marked overdue, {} errors",
+                r.attempted, r.succeeded, r.pending, r.failed, r.skipped, r.marked_overdue, r.errors
+            );
+            db.close().await;
+        }
         Command::User(UserCommand::Create { email, password_stdin: _, role }) => {
             let password = read_password_line()?;
             let db = startup::open_database(&config, config.migrate_on_start).await?;

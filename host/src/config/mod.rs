@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -57,6 +58,19 @@ struct RawConfig {
     plugin_call_timeout_ms: u64,
     plugin_memory_mib: usize,
     plugins: BTreeMap<String, BTreeMap<String, SecretString>>,
+    reconcile_interval_secs: u64,
+    collection_interval_secs: u64,
+    collection_retry_days: Vec<u32>,
+    ton_api_url: Option<String>,
+    ton_api_key: Option<SecretString>,
+    ton_mnemonic: Option<SecretString>,
+    ton_wallet_version: Option<String>,
+    ton_recipient: Option<String>,
+    ton_amount_nanoton: Option<u64>,
+    ton_network: Option<String>,
+    ton_wallet_id: Option<i64>,
+    ton_poll_interval_ms: Option<u64>,
+    ton_message_ttl_secs: Option<u64>,
 }
 
 impl Default for RawConfig {
@@ -89,6 +103,19 @@ impl Default for RawConfig {
             plugin_call_timeout_ms: 20_000,
             plugin_memory_mib: 64,
             plugins: BTreeMap::new(),
+            reconcile_interval_secs: 30,
+            collection_interval_secs: 3600,
+            collection_retry_days: vec![1, 3, 7],
+            ton_api_url: None,
+            ton_api_key: None,
+            ton_mnemonic: None,
+            ton_wallet_version: None,
+            ton_recipient: None,
+            ton_amount_nanoton: None,
+            ton_network: None,
+            ton_wallet_id: None,
+            ton_poll_interval_ms: None,
+            ton_message_ttl_secs: None,
         }
     }
 }
@@ -115,6 +142,14 @@ pub struct Config {
     pub login_window_secs: u64,
     pub shutdown_grace_secs: u64,
     pub plugins: PluginConfig,
+    /// How often `serve` asks providers about payments whose outcome is unknown.
+    pub reconcile_interval: Duration,
+    /// How often `serve` collects due installments; `None`: never (use `host collect-due`).
+    pub collection_interval: Option<Duration>,
+    /// Days between collection attempts of an installment; its length is the number of retries.
+    pub collection_retry_days: Vec<u32>,
+    /// The chain worker (recording completed payments on TON); off without `ton_api_url`.
+    pub chain: lessor_chain::ChainConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -245,6 +280,31 @@ impl Config {
         if !(1..=4096).contains(&raw.plugin_memory_mib) {
             return Err(invalid("plugin_memory_mib", "must be between 1 and 4096"));
         }
+        if !(1..=86_400).contains(&raw.reconcile_interval_secs) {
+            return Err(invalid("reconcile_interval_secs", "must be between 1 and 86400"));
+        }
+        if raw.collection_retry_days.len() > 20 || raw.collection_retry_days.iter().any(|d| !(1..=90).contains(d)) {
+            return Err(invalid("collection_retry_days", "must be at most 20 waits of 1-90 days each"));
+        }
+        let chain = lessor_chain::ChainConfig {
+            api_url: raw.ton_api_url.filter(|u| !u.trim().is_empty()),
+            api_key: raw.ton_api_key,
+            mnemonic: raw.ton_mnemonic,
+            wallet_version: raw.ton_wallet_version,
+            recipient: raw.ton_recipient,
+            amount_nanoton: raw.ton_amount_nanoton,
+            network: raw.ton_network,
+            wallet_id: raw.ton_wallet_id,
+            poll_interval_ms: raw.ton_poll_interval_ms,
+            message_ttl_secs: raw.ton_message_ttl_secs,
+        };
+        if chain.enabled() {
+            // Checks every ton_* value (and derives the wallet once) before anything starts.
+            chain.settings().map_err(|e| {
+                let key = e.env.strip_prefix(ENV_PREFIX).unwrap_or(e.env).to_lowercase();
+                invalid(&key, e.reason)
+            })?;
+        }
         let trusted = plugins::trusted_keys(&raw.plugin_trusted_keys).map_err(|e| invalid("plugin_trusted_keys", e))?;
         if raw.plugin_require_signatures && trusted.is_empty() {
             return Err(invalid(
@@ -280,6 +340,11 @@ impl Config {
             login_window_secs: raw.login_window_secs.max(1),
             shutdown_grace_secs: raw.shutdown_grace_secs,
             plugins,
+            reconcile_interval: Duration::from_secs(raw.reconcile_interval_secs),
+            collection_interval: (raw.collection_interval_secs > 0)
+                .then(|| Duration::from_secs(raw.collection_interval_secs)),
+            collection_retry_days: raw.collection_retry_days,
+            chain,
         })
     }
 }

@@ -76,11 +76,19 @@ pub enum ApiError {
     /// 500: a bug or an unexpected failure. The cause is logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A 4xx with its own problem type (`/problems/<slug>`) and a detail for the client.
+    #[error("{slug}: {detail}")]
+    Specific { status: StatusCode, slug: &'static str, detail: String, retry_after: Option<Duration> },
 }
 
 impl ApiError {
     pub fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Validation(vec![FieldProblem::new(field, reason)])
+    }
+
+    /// A client error with its own problem type.
+    pub fn specific(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Self {
+        Self::Specific { status, slug, detail: detail.into(), retry_after: None }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -97,6 +105,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Specific { status, .. } => *status,
         }
     }
 
@@ -114,12 +123,15 @@ impl ApiError {
             Self::TooManyRequests { .. } => "too-many-requests",
             Self::Unavailable(_) => "service-unavailable",
             Self::Internal(_) => "internal",
+            Self::Specific { slug, .. } => slug,
         }
     }
 
     fn detail(&self) -> Option<String> {
         match self {
-            Self::BadRequest(d) | Self::NotFound(d) | Self::Conflict(d) => Some(d.clone()),
+            Self::BadRequest(d) | Self::NotFound(d) | Self::Conflict(d) | Self::Specific { detail: d, .. } => {
+                Some(d.clone())
+            }
             Self::Unauthorized { detail, .. } => Some((*detail).to_owned()),
             Self::Forbidden => Some("your role does not allow this".into()),
             Self::MethodNotAllowed => Some("this route does not accept that method".into()),
@@ -163,7 +175,7 @@ impl IntoResponse for ApiError {
                 let value = if *kind == "unauthenticated" { "Bearer" } else { "Bearer error=\"invalid_token\"" };
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
             }
-            Self::TooManyRequests { retry_after } => {
+            Self::TooManyRequests { retry_after } | Self::Specific { retry_after: Some(retry_after), .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
             }
             _ => {}

@@ -7,9 +7,11 @@ pub mod leases;
 pub mod observe;
 mod openapi;
 pub mod ops;
+pub mod payments;
 mod plugins;
 mod search;
 pub mod users;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -27,9 +29,11 @@ use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::events::EventPipes;
 use crate::metrics::Metrics;
 use crate::plugins::LiveProviders;
 use error::ApiError;
+use lessor_payments::{IdempotencyStore, PaymentService};
 
 /// What every handler can reach. External systems enter as shared handles or trait objects.
 #[derive(Clone)]
@@ -42,6 +46,20 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The payment providers this process serves, kept in step with the plugin registry.
     pub providers: Arc<LiveProviders>,
+    pub payments: Arc<PaymentService>,
+    pub idempotency: Arc<IdempotencyStore>,
+    /// The event relay's wake-up and the bus consumers read from.
+    pub events: EventPipes,
+    /// Where payments stand on chain (`chain_status`, `blockchain_tx_hash`).
+    pub chain: ChainView,
+}
+
+/// The chain records as the payment API shows them.
+#[derive(Clone)]
+pub struct ChainView {
+    /// The chain worker runs (`ton_api_url` is set); otherwise payments say `not_configured`.
+    pub enabled: bool,
+    pub store: lessor_chain::ChainStore,
 }
 
 /// The documented routes, before state is attached: also the source of the OpenAPI document.
@@ -52,6 +70,8 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(leases::router())
         .merge(ops::router())
         .merge(plugins::router())
+        .merge(payments::router())
+        .merge(webhooks::router())
 }
 
 /// The OpenAPI document generated from the route annotations.

@@ -14,6 +14,7 @@ use super::error::{FieldProblem, Problem};
         (name = "auth", description = "Log in and out"),
         (name = "users", description = "Accounts and roles"),
         (name = "leases", description = "Leases, installment schedules and full-text search"),
+        (name = "payments", description = "Payments, refunds, lease payment methods and provider webhooks"),
         (name = "plugins", description = "Installed payment provider plugins"),
         (name = "operations", description = "Health, readiness, metrics"),
     )

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod chain;
 mod cli;
 mod leases;
 mod meili;
@@ -11,6 +12,9 @@ mod meili;
 #[allow(dead_code)]
 mod meili_peer;
 mod ops;
+mod payments;
+#[path = "../peers/mod.rs"]
+mod peers;
 #[path = "../plugins/build.rs"]
 #[allow(dead_code)]
 mod plugin_build;

@@ -20,7 +20,7 @@ use crate::plugin_build::packages_dir;
 const HOST: &str = env!("CARGO_BIN_EXE_host");
 
 /// Precompiled components shared by every test of this binary (keyed by digest and engine).
-fn shared_cache() -> PathBuf {
+pub fn shared_cache() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("api-plugin-cache")
 }
 

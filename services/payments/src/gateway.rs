@@ -1,0 +1,166 @@
+//! The provider boundary: what this crate asks of a payment provider, implemented by the host
+//! over its plugin registry (Factory: resolve `provider` to its active plugin version) and the
+//! plugin runtime (Strategy: `validate`, `process`, `refund` of that plugin).
+//!
+//! The types mirror the WIT `lessor:payments` records but carry typed ids and a typed
+//! currency. How the host maps its plugin results to [`GatewayError`]:
+//!
+//! | plugin result | `GatewayError` |
+//! |---|---|
+//! | no plugin installed for the provider | `UnknownProvider` |
+//! | provider disabled by the operator | `Disabled` |
+//! | `provider-error::declined(reason)` | `Declined(reason)` |
+//! | `provider-error::invalid-request(field-error)` | `InvalidRequest { field, reason }` (kebab-case field as sent) |
+//! | `provider-error::not-supported` | `InvalidRequest { field: "provider", reason }` |
+//! | `provider-error::provider-unavailable(msg)` | `Unavailable(msg)` |
+//! | `provider-error::internal(msg)`, any sandbox failure (trap, fuel, deadline, memory, output cap), host HTTP timeout | `OutcomeUnknown(msg)` |
+//! | input over the size cap (the plugin was not called) | `InvalidRequest { field: "payment_method", … }` |
+//!
+//! `Unavailable` and `OutcomeUnknown` from `process` or `refund` leave the payment (refund)
+//! `pending` for reconciliation, which calls again with the same id and idempotency key:
+//! the provider may have acted before it failed to answer. From `validate` (which has no side
+//! effects) both just mean "could not check now".
+
+use std::fmt;
+
+use async_trait::async_trait;
+use lessor_leases::Currency;
+use uuid::Uuid;
+
+/// One payment to take. `idempotency_key` is the same on every call for this payment
+/// (first call and every reconciliation): forward it to the provider (Stripe's
+/// `Idempotency-Key`, the bank's `end_to_end_id`) so a repeated call never charges twice.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PaymentRequest {
+    pub payment_id: Uuid,
+    pub lease_id: Uuid,
+    pub installment_id: Option<Uuid>,
+    /// Minor units of `currency`, > 0.
+    pub amount: i64,
+    pub currency: Currency,
+    /// The token, or the canonical SEPA mandate JSON ([`crate::PaymentMethod::wire`]).
+    pub payment_method: String,
+    pub idempotency_key: String,
+    pub metadata: Vec<(String, String)>,
+}
+
+impl fmt::Debug for PaymentRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PaymentRequest")
+            .field("payment_id", &self.payment_id)
+            .field("lease_id", &self.lease_id)
+            .field("installment_id", &self.installment_id)
+            .field("amount", &self.amount)
+            .field("currency", &self.currency)
+            .field("payment_method", &"<redacted>")
+            .field("idempotency_key", &self.idempotency_key)
+            .field("metadata", &self.metadata)
+            .finish()
+    }
+}
+
+/// The provider's answer to `process`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderPaymentStatus {
+    Succeeded,
+    /// Accepted; the final result arrives by webhook.
+    Processing,
+    /// The payer must act (`next_action_url`).
+    RequiresAction,
+    /// Refused (`decline_code` says why).
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentOutcome {
+    pub status: ProviderPaymentStatus,
+    pub provider_tx_id: String,
+    pub decline_code: Option<String>,
+    pub next_action_url: Option<String>,
+}
+
+/// One refund to make; `idempotency_key` is the same on every call for this refund.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    pub refund_id: Uuid,
+    pub payment_id: Uuid,
+    /// The `provider_tx_id` of the payment being refunded.
+    pub provider_tx_id: String,
+    /// Minor units of `currency`, > 0; may be less than the payment.
+    pub amount: i64,
+    pub currency: Currency,
+    pub reason: Option<String>,
+    pub idempotency_key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderRefundStatus {
+    Succeeded,
+    /// Accepted; the result arrives by webhook.
+    Pending,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundOutcome {
+    pub status: ProviderRefundStatus,
+    pub provider_refund_id: String,
+    pub failure_reason: Option<String>,
+}
+
+/// Why a provider call produced no outcome.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    /// No plugin is installed for this provider.
+    #[error("unknown provider `{0}`")]
+    UnknownProvider(String),
+    /// The operator disabled this provider.
+    #[error("provider `{0}` is disabled")]
+    Disabled(String),
+    /// The provider refused; the reason is safe to show the payer.
+    #[error("declined: {0}")]
+    Declined(String),
+    /// The provider refused the request as malformed; `field` as the provider named it.
+    #[error("invalid request: {field}: {reason}")]
+    InvalidRequest { field: String, reason: String },
+    /// The provider could not be reached or answered 5xx.
+    #[error("provider unavailable: {0}")]
+    Unavailable(String),
+    /// The call ended without an answer (timeout, sandbox trap, plugin internal error): the
+    /// provider may or may not have acted.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
+}
+
+impl GatewayError {
+    /// The `code` of a `payment.failed` event or a stored failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownProvider(_) => "unknown-provider",
+            Self::Disabled(_) => "provider-disabled",
+            Self::Declined(_) => "declined",
+            Self::InvalidRequest { .. } => "invalid-request",
+            Self::Unavailable(_) => "provider-unavailable",
+            Self::OutcomeUnknown(_) => "outcome-unknown",
+        }
+    }
+
+    /// The provider may have acted although no answer came back.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::OutcomeUnknown(_))
+    }
+}
+
+/// The host's access to payment providers (Factory + Strategy). `provider` is the provider id
+/// payments are routed by (`stripe`, `bank`).
+#[async_trait]
+pub trait ProviderGateway: Send + Sync {
+    /// Checks a request without side effects: nothing is charged.
+    async fn validate(&self, provider: &str, request: &PaymentRequest) -> Result<(), GatewayError>;
+    /// Takes the payment. Called again with the same request (same id and idempotency key)
+    /// when an earlier call's outcome is unknown.
+    async fn process(&self, provider: &str, request: &PaymentRequest) -> Result<PaymentOutcome, GatewayError>;
+    /// Refunds (part of) a payment. Called again with the same request when an earlier call's
+    /// outcome is unknown.
+    async fn refund(&self, provider: &str, request: &RefundRequest) -> Result<RefundOutcome, GatewayError>;
+}

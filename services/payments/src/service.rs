@@ -1,0 +1,710 @@
+//! The payment rules: who sees which payment, how a payment is taken and refunded, and how
+//! payments whose outcome is unknown are reconciled.
+//!
+//! ## Creating a payment ([`PaymentService::create`])
+//!
+//! 1. The lease (visible to the caller, `active`, same currency) and the installment (of that
+//!    lease, same amount, not paid) are checked.
+//! 2. The provider is resolved and asked to `validate` the request. Validation has no side
+//!    effects, so nothing is stored when it refuses: **a request the provider refuses before
+//!    charging (unknown or disabled provider, `invalid-request`, `declined` at validation) is a
+//!    422 field error and leaves no payment row**; a provider that cannot be asked is
+//!    [`PaymentError::ProviderUnavailable`] (503), also without a row. The host releases the
+//!    idempotency key for every error, so a corrected request can go on.
+//! 3. The payment row is written `pending` (linked to the request's idempotency claim) and
+//!    committed **before** `process` is called, so a crash during the call leaves a row that
+//!    reconciliation finds.
+//! 4. `process` (same payment id and idempotency key on every call). Its outcome, the
+//!    `payment.completed`/`payment.failed` outbox event and, on success, the installment's
+//!    `paid` are committed in one transaction. A refusal at `process` (declined, or the
+//!    provider disappearing between `validate` and `process`) ends the payment `failed` with a
+//!    code; the row exists, so this is a result (`Ok(payment)`), not an error.
+//! 5. A timeout, sandbox trap or `provider-unavailable` during `process` leaves the payment
+//!    `pending` with `reconcile_after` and the attempt count: the provider may have charged.
+//!    [`PaymentService::reconcile_due`] calls `process` again with the same id and key (the
+//!    provider deduplicates) with exponential backoff, and after
+//!    [`ReconcilePolicy::max_attempts`] calls leaves it `pending` with `needs_attention` for an
+//!    operator. It is never failed silently and never charged twice.
+//!
+//! Once the row exists, `create` returns `Ok(payment)` whatever the outcome; errors mean that
+//! no payment was created.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use lessor_leases::{FieldError, InstallmentStatus, LeaseStatus, Viewer};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::gateway::{GatewayError, PaymentOutcome, PaymentRequest, ProviderGateway, ProviderPaymentStatus};
+use crate::gateway::{ProviderRefundStatus, RefundOutcome};
+use crate::idempotency::Claim;
+use crate::input::{NewPayment, NewRefund, ValidationError, parse_lease_payment_method};
+use crate::method::{PaymentMethod, ProviderName};
+use crate::record::{LeasePaymentMethod, Payment, PaymentCursor, PaymentPage, Refund};
+use crate::repo::{
+    Applied, AttemptMark, InsertError, NewPaymentRow, NewRefundRow, PaymentWork, RefundResolution, RefundWork, Repo,
+    RepoError, ReserveError, Transition,
+};
+use crate::status::PaymentStatus;
+
+/// The largest page of a listing.
+pub const MAX_PAGE: u32 = 100;
+
+/// Why a request created nothing. Every variant means no payment (or refund) was written, so
+/// the host may release the idempotency key.
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    /// 422: fields refused (by this crate or by the provider's `validate`).
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// 404: no such payment or lease, or not visible to the caller (not told apart).
+    #[error("not found")]
+    NotFound,
+    /// 403: only staff may do this.
+    #[error("only staff may do this")]
+    Forbidden,
+    /// 409: the state of the lease, installment or payment does not allow the request.
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
+    /// 503: the provider could not check the request; nothing was charged or stored.
+    #[error("payment provider unavailable: {0}")]
+    ProviderUnavailable(String),
+    /// 500: the cause is for the log, not the client.
+    #[error("storage failed: {0}")]
+    Store(String),
+}
+
+/// What a 409 says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    #[error("the installment is already paid")]
+    InstallmentPaid,
+    #[error("the installment already has a payment in progress or succeeded")]
+    InstallmentBusy,
+    #[error("a {0} payment cannot be refunded")]
+    NotRefundable(PaymentStatus),
+    /// The request's idempotency lock expired and a retry took the key over.
+    #[error("the idempotency key was taken over by a retry of this request")]
+    KeyTakenOver,
+}
+
+impl From<RepoError> for PaymentError {
+    fn from(e: RepoError) -> Self {
+        Self::Store(e.to_string())
+    }
+}
+
+/// When payments (and refunds) whose outcome is unknown are asked about again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconcilePolicy {
+    /// After the first call without an outcome. Keep it above the plugin call deadline.
+    pub first_delay: Duration,
+    /// The delay doubles per attempt up to this.
+    pub max_delay: Duration,
+    /// Provider calls in all (the first included) before the payment is left to an operator.
+    pub max_attempts: u32,
+}
+
+impl Default for ReconcilePolicy {
+    /// 1 minute, doubling up to 1 hour, 8 calls in all (about 2 hours).
+    fn default() -> Self {
+        Self { first_delay: Duration::from_secs(60), max_delay: Duration::from_secs(3600), max_attempts: 8 }
+    }
+}
+
+impl ReconcilePolicy {
+    /// How long after call number `attempt` (1-based) the next one is due.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = attempt.clamp(1, 20) - 1;
+        self.first_delay.saturating_mul(1 << exp).min(self.max_delay)
+    }
+}
+
+/// What one reconciliation pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Payments whose provider call ran in this pass.
+    pub payments_checked: u32,
+    /// Of those, resolved (the provider answered).
+    pub payments_resolved: u32,
+    /// Of those, flagged for an operator (attempts exhausted).
+    pub payments_flagged: u32,
+    pub refunds_checked: u32,
+    pub refunds_resolved: u32,
+    pub refunds_flagged: u32,
+}
+
+/// The payments service. Cheap to share (`Arc`).
+pub struct PaymentService {
+    pub(crate) repo: Repo,
+    pub(crate) gateway: Arc<dyn ProviderGateway>,
+    pub(crate) policy: ReconcilePolicy,
+    relay_wake: Option<Arc<Notify>>,
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The provider's field name (kebab-case, as in the WIT) as a path of our request body.
+fn request_field(field: &str) -> String {
+    match field {
+        "amount.currency" | "currency" => "currency".to_owned(),
+        "amount" | "amount.amount" => "amount".to_owned(),
+        other => other.replace('-', "_"),
+    }
+}
+
+impl PaymentService {
+    pub fn new(db: lessor_store::Db, gateway: Arc<dyn ProviderGateway>, policy: ReconcilePolicy) -> Self {
+        Self { repo: Repo::new(db), gateway, policy, relay_wake: None }
+    }
+
+    /// Woken after every commit that wrote an outbox event (the events relay's wake-up).
+    pub fn with_relay_wake(mut self, wake: Arc<Notify>) -> Self {
+        self.relay_wake = Some(wake);
+        self
+    }
+
+    pub fn policy(&self) -> ReconcilePolicy {
+        self.policy
+    }
+
+    pub(crate) fn wake_relay(&self) {
+        if let Some(wake) = &self.relay_wake {
+            wake.notify_one();
+        }
+    }
+
+    /// Takes a payment; see the module documentation for the flow. With a `claim` (from
+    /// `IdempotencyStore::begin`), the payment is linked to it; a claim that recovered the
+    /// payment of an earlier, crashed request returns that payment as it stands.
+    #[tracing::instrument(name = "payments.create", skip_all, fields(lease_id = %new.lease_id, provider = %new.provider, payment_id))]
+    pub async fn create(
+        &self,
+        viewer: Viewer,
+        new: &NewPayment,
+        claim: Option<&Claim>,
+    ) -> Result<Payment, PaymentError> {
+        if let Some(id) = claim.and_then(Claim::recovered) {
+            tracing::info!(payment_id = %id, "returning the payment of an earlier attempt under this idempotency key");
+            return self.get(viewer, id).await;
+        }
+        let owner_id = self.check_new(viewer, new).await?;
+        let payment_id = Uuid::new_v4();
+        tracing::Span::current().record("payment_id", tracing::field::display(payment_id));
+        let key = format!("lessor-pay-{payment_id}");
+        self.start(new, owner_id, payment_id, &key, claim, None).await
+    }
+
+    /// Checks the lease and installment; the lease's owner.
+    async fn check_new(&self, viewer: Viewer, new: &NewPayment) -> Result<Uuid, PaymentError> {
+        let lease = self.repo.lease(new.lease_id).await?;
+        let Some(lease) = lease.filter(|l| viewer.is_staff || l.owner_id == viewer.user_id) else {
+            return Err(ValidationError::single("lease_id", "no such lease").into());
+        };
+        let mut errors = Vec::new();
+        let status = lease.status()?;
+        if status != LeaseStatus::Active {
+            errors
+                .push(FieldError::new("lease_id", format!("the lease is {status}; only active leases take payments")));
+        }
+        if new.currency.code() != lease.currency {
+            errors.push(FieldError::new("currency", format!("must be the lease's currency {}", lease.currency)));
+        }
+        let mut paid = false;
+        if let Some(installment_id) = new.installment_id {
+            match self.repo.installment(installment_id).await?.filter(|i| i.lease_id == new.lease_id) {
+                None => errors.push(FieldError::new("installment_id", "is not an installment of this lease")),
+                Some(installment) => {
+                    if installment.amount != new.amount {
+                        errors.push(FieldError::new(
+                            "amount",
+                            format!("must equal the installment's amount of {} minor units", installment.amount),
+                        ));
+                    }
+                    let currency_reported = errors.iter().any(|e| e.field == "currency");
+                    if installment.currency != new.currency.code() && !currency_reported {
+                        errors.push(FieldError::new(
+                            "currency",
+                            format!("must be the installment's currency {}", installment.currency),
+                        ));
+                    }
+                    paid = installment.status()? == InstallmentStatus::Paid;
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ValidationError::new(errors).into());
+        }
+        if paid {
+            return Err(Conflict::InstallmentPaid.into());
+        }
+        Ok(lease.owner_id)
+    }
+
+    /// Validate, write the row, process: the flow shared by the API and the collection job.
+    pub(crate) async fn start(
+        &self,
+        new: &NewPayment,
+        owner_id: Uuid,
+        payment_id: Uuid,
+        provider_key: &str,
+        claim: Option<&Claim>,
+        attempt: Option<&AttemptMark>,
+    ) -> Result<Payment, PaymentError> {
+        let method = new.payment_method.wire();
+        let request = PaymentRequest {
+            payment_id,
+            lease_id: new.lease_id,
+            installment_id: new.installment_id,
+            amount: new.amount,
+            currency: new.currency,
+            payment_method: method.clone(),
+            idempotency_key: provider_key.to_owned(),
+            metadata: crate::repo::request_metadata(new.lease_id, new.installment_id),
+        };
+        let provider = new.provider.as_str();
+        if let Err(e) = self.gateway.validate(provider, &request).await {
+            tracing::info!(code = e.code(), "the provider refused the payment at validation");
+            return Err(validation_error(e));
+        }
+        let first_check = Utc::now().timestamp_millis().saturating_add(millis(self.policy.delay(1)));
+        let row = NewPaymentRow {
+            id: payment_id,
+            lease_id: new.lease_id,
+            installment_id: new.installment_id,
+            owner_id,
+            amount: new.amount,
+            currency: new.currency.code(),
+            provider,
+            payment_method: &method,
+            idempotency_key: provider_key,
+            reconcile_after: first_check,
+        };
+        let payment = self.repo.insert_payment(&row, claim, attempt).await.map_err(|e| match e {
+            InsertError::InstallmentPaid => Conflict::InstallmentPaid.into(),
+            InsertError::InstallmentBusy => Conflict::InstallmentBusy.into(),
+            InsertError::ClaimLost => Conflict::KeyTakenOver.into(),
+            InsertError::Repo(e) => PaymentError::from(e),
+        })?;
+        tracing::info!(payment_id = %payment.id, "payment written, pending");
+        match self.process(payment.id, payment.process_attempts, None).await? {
+            Some(payment) => Ok(payment),
+            // Someone else (reconciliation) claimed it first: report it as it stands.
+            None => self.repo.payment(payment_id).await?.ok_or(PaymentError::NotFound),
+        }
+    }
+
+    /// One `process` call for a pending payment, claimed first; `None` when the payment was
+    /// not claimable (no longer pending, or another worker holds it).
+    async fn process(
+        &self,
+        id: Uuid,
+        attempts_so_far: u32,
+        due_at: Option<DateTime<Utc>>,
+    ) -> Result<Option<Payment>, PaymentError> {
+        let attempt = attempts_so_far + 1;
+        let now = due_at.unwrap_or_else(Utc::now);
+        let next = now.timestamp_millis().saturating_add(millis(self.policy.delay(attempt)));
+        let due_ms = due_at.map(|at| at.timestamp_millis());
+        let Some(work) = self.repo.claim_process(id, attempts_so_far, next, due_ms).await? else {
+            return Ok(None);
+        };
+        let result = self.gateway.process(&work.payment.provider, &work.request()).await;
+        let payment = self.settle(&work, attempt, result).await?;
+        Ok(Some(payment))
+    }
+
+    /// Applies the result of `process` call number `attempt`.
+    async fn settle(
+        &self,
+        work: &PaymentWork,
+        attempt: u32,
+        result: Result<PaymentOutcome, GatewayError>,
+    ) -> Result<Payment, PaymentError> {
+        let id = work.payment.id;
+        let change = match result {
+            Ok(outcome) => outcome_transition(outcome),
+            Err(e) if e.outcome_unknown() => {
+                let give_up = attempt >= self.policy.max_attempts;
+                self.repo.note_unknown_outcome(id, &e.to_string(), give_up).await?;
+                if give_up {
+                    tracing::error!(payment_id = %id, attempt, code = e.code(), "payment outcome still unknown; left for an operator");
+                } else {
+                    tracing::warn!(payment_id = %id, attempt, code = e.code(), "payment outcome unknown; will ask the provider again");
+                }
+                return self.repo.payment(id).await?.ok_or(PaymentError::NotFound);
+            }
+            Err(e) => Transition {
+                target: Some(PaymentStatus::Failed),
+                failure: Some((e.code().to_owned(), Some(failure_message(&e)))),
+                ..Transition::default()
+            },
+        };
+        let applied = self.repo.apply(id, &change, None).await?;
+        if let (Applied::Stale(stored), Some(said)) = (&applied, change.target) {
+            // Behind the stored status (a replayed `processing` after the webhook's
+            // `succeeded`) is harmless; a contradiction (`succeeded` for a payment a webhook
+            // failed) is money an operator must look at.
+            if !said.can_reach(stored.status) && !stored.status.can_reach(said) {
+                tracing::error!(payment_id = %id, stored = %stored.status, %said, "provider answer contradicts the payment's status");
+                self.repo
+                    .flag_payment(id, &format!("the provider answered {said} to a {} payment", stored.status))
+                    .await?;
+            }
+        }
+        self.applied_payment(applied)
+    }
+
+    pub(crate) fn applied_payment(&self, applied: Applied) -> Result<Payment, PaymentError> {
+        match applied {
+            Applied::Moved { from, payment } => {
+                tracing::info!(payment_id = %payment.id, %from, to = %payment.status, "payment status changed");
+                if matches!(payment.status, PaymentStatus::Succeeded | PaymentStatus::Failed | PaymentStatus::Returned)
+                {
+                    self.wake_relay();
+                }
+                Ok(payment)
+            }
+            Applied::Unchanged(payment) => Ok(payment),
+            Applied::Stale(payment) | Applied::Early(payment) => {
+                tracing::warn!(payment_id = %payment.id, status = %payment.status, "provider outcome does not fit the payment's status; kept");
+                Ok(payment)
+            }
+            Applied::Missing | Applied::Duplicate => Err(PaymentError::NotFound),
+        }
+    }
+
+    /// A payment visible to `viewer`.
+    pub async fn get(&self, viewer: Viewer, id: Uuid) -> Result<Payment, PaymentError> {
+        match self.repo.payment(id).await? {
+            Some(payment) if viewer.is_staff || payment.owner_id == viewer.user_id => Ok(payment),
+            _ => Err(PaymentError::NotFound),
+        }
+    }
+
+    /// A lease's payments, newest first; `NotFound` when the lease is not visible to `viewer`.
+    pub async fn list_by_lease(
+        &self,
+        viewer: Viewer,
+        lease_id: Uuid,
+        after: Option<&PaymentCursor>,
+        limit: u32,
+    ) -> Result<PaymentPage, PaymentError> {
+        self.visible_lease(viewer, lease_id).await?;
+        let limit = limit.clamp(1, MAX_PAGE);
+        let mut items = self.repo.payments_of_lease(lease_id, after, limit + 1).await?;
+        let next = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|p| PaymentCursor { created_at: p.created_at, id: p.id })
+        } else {
+            None
+        };
+        Ok(PaymentPage { items, next })
+    }
+
+    async fn visible_lease(&self, viewer: Viewer, lease_id: Uuid) -> Result<crate::repo::LeaseFacts, PaymentError> {
+        match self.repo.lease(lease_id).await? {
+            Some(lease) if viewer.is_staff || lease.owner_id == viewer.user_id => Ok(lease),
+            _ => Err(PaymentError::NotFound),
+        }
+    }
+
+    /// Refunds (part of) a payment (staff only). The amount is reserved against the payment
+    /// before the provider is called, inside one transaction, so concurrent refunds never
+    /// exceed what was captured: one that would is refused with a field error on `amount`.
+    /// Like `create`, once the refund row exists the result is `Ok(refund)` whatever the
+    /// provider said (`pending` when its outcome is unknown: reconciliation asks again).
+    #[tracing::instrument(name = "payments.refund", skip_all, fields(payment_id = %payment_id, refund_id))]
+    pub async fn refund(
+        &self,
+        viewer: Viewer,
+        payment_id: Uuid,
+        new: &NewRefund,
+        claim: Option<&Claim>,
+    ) -> Result<Refund, PaymentError> {
+        if !viewer.is_staff {
+            return Err(PaymentError::Forbidden);
+        }
+        if let Some(id) = claim.and_then(Claim::recovered) {
+            return self.repo.refund(id).await?.ok_or(PaymentError::NotFound);
+        }
+        let refund_id = Uuid::new_v4();
+        tracing::Span::current().record("refund_id", tracing::field::display(refund_id));
+        let key = crate::repo::refund_key(refund_id);
+        let first_check = Utc::now().timestamp_millis().saturating_add(millis(self.policy.delay(1)));
+        let row = NewRefundRow {
+            id: refund_id,
+            payment_id,
+            amount: new.amount,
+            reason: new.reason.as_deref(),
+            idempotency_key: &key,
+            reconcile_after: first_check,
+        };
+        let (refund, _) = self.repo.reserve_refund(&row, claim).await.map_err(|e| match e {
+            ReserveError::NotFound => PaymentError::NotFound,
+            ReserveError::NotRefundable(status) => Conflict::NotRefundable(status).into(),
+            ReserveError::Exceeds { available } => ValidationError::single(
+                "amount",
+                format!("exceeds what can still be refunded ({available} minor units)"),
+            )
+            .into(),
+            ReserveError::ClaimLost => Conflict::KeyTakenOver.into(),
+            ReserveError::Repo(e) => PaymentError::from(e),
+        })?;
+        tracing::info!(amount = refund.amount, "refund reserved, pending");
+        match self.call_refund(refund.id, refund.attempts, None).await? {
+            Some(refund) => Ok(refund),
+            None => self.repo.refund(refund_id).await?.ok_or(PaymentError::NotFound),
+        }
+    }
+
+    /// The refunds of a payment visible to `viewer`, oldest first.
+    pub async fn refunds(&self, viewer: Viewer, payment_id: Uuid) -> Result<Vec<Refund>, PaymentError> {
+        self.get(viewer, payment_id).await?;
+        Ok(self.repo.refunds_of(payment_id).await?)
+    }
+
+    async fn call_refund(
+        &self,
+        id: Uuid,
+        attempts_so_far: u32,
+        due_at: Option<DateTime<Utc>>,
+    ) -> Result<Option<Refund>, PaymentError> {
+        let attempt = attempts_so_far + 1;
+        let now = due_at.unwrap_or_else(Utc::now);
+        let next = now.timestamp_millis().saturating_add(millis(self.policy.delay(attempt)));
+        let due_ms = due_at.map(|at| at.timestamp_millis());
+        let Some(work) = self.repo.claim_refund_call(id, attempts_so_far, next, due_ms).await? else {
+            return Ok(None);
+        };
+        let result = self.gateway.refund(&work.payment.payment.provider, &work.request()).await;
+        self.settle_refund(&work, attempt, result).await.map(Some)
+    }
+
+    async fn settle_refund(
+        &self,
+        work: &RefundWork,
+        attempt: u32,
+        result: Result<RefundOutcome, GatewayError>,
+    ) -> Result<Refund, PaymentError> {
+        let id = work.refund.id;
+        let resolution = match result {
+            Ok(outcome) => match outcome.status {
+                ProviderRefundStatus::Succeeded => {
+                    RefundResolution::Succeeded { provider_refund_id: Some(outcome.provider_refund_id) }
+                }
+                ProviderRefundStatus::Pending => {
+                    RefundResolution::Accepted { provider_refund_id: outcome.provider_refund_id }
+                }
+                ProviderRefundStatus::Failed => RefundResolution::Failed {
+                    code: "declined".to_owned(),
+                    message: outcome.failure_reason,
+                    provider_refund_id: Some(outcome.provider_refund_id),
+                },
+            },
+            Err(e) if e.outcome_unknown() => {
+                let give_up = attempt >= self.policy.max_attempts;
+                self.repo.note_refund_unknown(id, &e.to_string(), give_up).await?;
+                tracing::warn!(refund_id = %id, attempt, give_up, code = e.code(), "refund outcome unknown");
+                return self.repo.refund(id).await?.ok_or(PaymentError::NotFound);
+            }
+            Err(e) => RefundResolution::Failed {
+                code: e.code().to_owned(),
+                message: Some(failure_message(&e)),
+                provider_refund_id: None,
+            },
+        };
+        match self.repo.resolve_refund(id, &resolution, None).await? {
+            crate::repo::RefundApplied::Moved { refund, .. } => {
+                tracing::info!(refund_id = %id, status = %refund.status, "refund answered");
+                self.wake_relay();
+                Ok(refund)
+            }
+            crate::repo::RefundApplied::Unchanged { refund, .. } => Ok(refund),
+            _ => Err(PaymentError::NotFound),
+        }
+    }
+
+    /// One reconciliation pass at `now`: every pending payment and refund whose
+    /// `reconcile_after` has passed (at most `limit` of each) is asked about again with the same
+    /// request. Run it periodically (every minute or so) on any number of replicas: each call
+    /// is claimed first, so one payment is asked about by one worker at a time.
+    #[tracing::instrument(name = "payments.reconcile", skip(self))]
+    pub async fn reconcile_due(&self, now: DateTime<Utc>, limit: u32) -> Result<ReconcileReport, PaymentError> {
+        let mut report = ReconcileReport::default();
+        for (id, attempts) in self.repo.due_payments(now.timestamp_millis(), limit).await? {
+            let attempts = u32::try_from(attempts).unwrap_or(0);
+            let Some(payment) = self.process(id, attempts, Some(now)).await? else { continue };
+            report.payments_checked += 1;
+            if payment.status != PaymentStatus::Pending {
+                report.payments_resolved += 1;
+            } else if payment.needs_attention {
+                report.payments_flagged += 1;
+            }
+        }
+        for (id, attempts) in self.repo.due_refunds(now.timestamp_millis(), limit).await? {
+            let attempts = u32::try_from(attempts).unwrap_or(0);
+            let Some(refund) = self.call_refund(id, attempts, Some(now)).await? else { continue };
+            report.refunds_checked += 1;
+            if refund.status != crate::RefundStatus::Pending || refund.reconcile_after.is_none() {
+                report.refunds_resolved += 1;
+            } else if refund.needs_attention {
+                report.refunds_flagged += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Payments flagged for an operator (staff only), oldest first: reconciliation gave up, a
+    /// provider's answer or webhook amount contradicted the record, or a dispute was opened.
+    pub async fn needing_attention(&self, viewer: Viewer, limit: u32) -> Result<Vec<Payment>, PaymentError> {
+        if !viewer.is_staff {
+            return Err(PaymentError::Forbidden);
+        }
+        Ok(self.repo.needing_attention(limit.clamp(1, MAX_PAGE)).await?)
+    }
+
+    /// Puts a flagged payment back into reconciliation, due now (staff only); `false` when
+    /// it was not flagged.
+    pub async fn retry_reconciliation(&self, viewer: Viewer, id: Uuid) -> Result<bool, PaymentError> {
+        if !viewer.is_staff {
+            return Err(PaymentError::Forbidden);
+        }
+        Ok(self.repo.requeue_payment(id, Utc::now().timestamp_millis()).await?)
+    }
+
+    /// Clears the operator flag of a payment that is not pending (a dispute or contradiction
+    /// dealt with) (staff only); `false` when it was not flagged. Pending payments go back to
+    /// reconciliation with [`Self::retry_reconciliation`] instead.
+    pub async fn clear_attention(&self, viewer: Viewer, id: Uuid) -> Result<bool, PaymentError> {
+        if !viewer.is_staff {
+            return Err(PaymentError::Forbidden);
+        }
+        Ok(self.repo.clear_flag(id).await?)
+    }
+
+    /// Sets how a lease's installments are collected, from
+    /// `{"provider": "bank", "payment_method": <token or SEPA mandate>}` (the lease's owner or
+    /// staff). Card numbers are refused like everywhere else.
+    pub async fn set_payment_method(
+        &self,
+        viewer: Viewer,
+        lease_id: Uuid,
+        body: &serde_json::Value,
+        today: NaiveDate,
+    ) -> Result<LeasePaymentMethod, PaymentError> {
+        let (provider, method) = parse_lease_payment_method(body, today)?;
+        self.set_payment_method_parsed(viewer, lease_id, &provider, &method).await
+    }
+
+    pub async fn set_payment_method_parsed(
+        &self,
+        viewer: Viewer,
+        lease_id: Uuid,
+        provider: &ProviderName,
+        method: &PaymentMethod,
+    ) -> Result<LeasePaymentMethod, PaymentError> {
+        self.visible_lease(viewer, lease_id).await?;
+        let updated_at = self.repo.set_lease_method(lease_id, provider.as_str(), &method.wire()).await?;
+        tracing::info!(%lease_id, %provider, kind = method.kind(), "lease payment method set");
+        Ok(LeasePaymentMethod { lease_id, provider: provider.to_string(), method: method.clone(), updated_at })
+    }
+
+    /// The lease's payment method, if set (the lease's owner or staff).
+    pub async fn payment_method(
+        &self,
+        viewer: Viewer,
+        lease_id: Uuid,
+    ) -> Result<Option<LeasePaymentMethod>, PaymentError> {
+        self.visible_lease(viewer, lease_id).await?;
+        Ok(self.repo.lease_method(lease_id).await?)
+    }
+
+    /// Removes the lease's payment method; `false` when none was set.
+    pub async fn remove_payment_method(&self, viewer: Viewer, lease_id: Uuid) -> Result<bool, PaymentError> {
+        self.visible_lease(viewer, lease_id).await?;
+        Ok(self.repo.remove_lease_method(lease_id).await?)
+    }
+}
+
+fn outcome_transition(outcome: PaymentOutcome) -> Transition {
+    let target = match outcome.status {
+        ProviderPaymentStatus::Succeeded => PaymentStatus::Succeeded,
+        ProviderPaymentStatus::Processing => PaymentStatus::Processing,
+        ProviderPaymentStatus::RequiresAction => PaymentStatus::RequiresAction,
+        ProviderPaymentStatus::Failed => PaymentStatus::Failed,
+    };
+    let failure = (target == PaymentStatus::Failed).then(|| ("declined".to_owned(), outcome.decline_code.clone()));
+    Transition {
+        target: Some(target),
+        provider_tx_id: Some(outcome.provider_tx_id).filter(|id| !id.is_empty()),
+        next_action_url: outcome.next_action_url,
+        failure,
+        return_reason: None,
+    }
+}
+
+/// A refusal at `validate`, before anything was written.
+fn validation_error(e: GatewayError) -> PaymentError {
+    match e {
+        GatewayError::UnknownProvider(_) => {
+            ValidationError::single("provider", "no such payment provider is installed").into()
+        }
+        GatewayError::Disabled(_) => ValidationError::single("provider", "this payment provider is disabled").into(),
+        GatewayError::InvalidRequest { field, reason } => ValidationError::single(request_field(&field), reason).into(),
+        GatewayError::Declined(reason) => {
+            ValidationError::single("payment_method", format!("was declined by the provider: {reason}")).into()
+        }
+        GatewayError::Unavailable(message) | GatewayError::OutcomeUnknown(message) => {
+            PaymentError::ProviderUnavailable(message)
+        }
+    }
+}
+
+/// The stored `failure_message` of a refusal: what the provider said, safe to show.
+fn failure_message(e: &GatewayError) -> String {
+    match e {
+        GatewayError::Declined(reason) => reason.clone(),
+        GatewayError::InvalidRequest { field, reason } => format!("{}: {reason}", request_field(field)),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconcile_delays_double_up_to_the_cap() {
+        let policy = ReconcilePolicy::default();
+        assert_eq!(policy.delay(1), Duration::from_secs(60));
+        assert_eq!(policy.delay(2), Duration::from_secs(120));
+        assert_eq!(policy.delay(6), Duration::from_secs(1920));
+        assert_eq!(policy.delay(7), Duration::from_secs(3600));
+        assert_eq!(policy.delay(500), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn provider_fields_become_request_paths() {
+        assert_eq!(request_field("payment-method"), "payment_method");
+        assert_eq!(request_field("amount.currency"), "currency");
+        assert_eq!(request_field("amount"), "amount");
+        assert_eq!(request_field("installment-id"), "installment_id");
+    }
+
+    #[test]
+    fn validation_refusals_map_to_field_errors_or_unavailable() {
+        let invalid =
+            validation_error(GatewayError::InvalidRequest { field: "payment-method".into(), reason: "bad".into() });
+        assert!(matches!(invalid, PaymentError::Invalid(e) if e.reason_for("payment_method") == Some("bad")));
+        assert!(matches!(validation_error(GatewayError::UnknownProvider("x".into())), PaymentError::Invalid(_)));
+        assert!(matches!(
+            validation_error(GatewayError::OutcomeUnknown("trap".into())),
+            PaymentError::ProviderUnavailable(_)
+        ));
+    }
+}

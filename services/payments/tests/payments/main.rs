@@ -1,0 +1,12 @@
+//! Black-box tests of lessor-payments against real engines: every test runs on SQLite and on
+//! PostgreSQL (a fresh database each), with a scripted provider gateway.
+
+mod helpers;
+
+mod collection;
+mod create;
+mod idempotency;
+mod methods;
+mod reconcile;
+mod refunds;
+mod webhooks;
