@@ -306,31 +306,45 @@ async fn live_changes_reach_running_servers(backend: Backend) {
         eventually("the replica serves echo 1.0.0", async || p.get("echo").is_ok_and(|e| e.version() == "1.0.0")).await;
     }
 
-    // A stream of calls, each taking the current provider as a payment would.
+    // A stream of payments over HTTP through the echo provider while it is upgraded.
+    let customer_token = app.token_for(Role::Customer).await;
+    let lease_id = crate::payments::active_lease(&app, &customer_token, &token).await;
     let stop = Arc::new(AtomicBool::new(false));
     let (calls, failures) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let seen_v2 = Arc::new(AtomicU64::new(0));
+    let (seen_v1, seen_v2) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut workers = Vec::new();
     for w in 0..4u64 {
-        let (providers, stop, calls, failures, seen_v2) =
-            (providers.clone(), stop.clone(), calls.clone(), failures.clone(), seen_v2.clone());
+        let seen_v1 = seen_v1.clone();
+        let (client, url, customer, lease_id) =
+            (app.client.clone(), app.url("/api/v1/payments"), customer_token.clone(), lease_id.clone());
+        let (stop, calls, failures, seen_v2) = (stop.clone(), calls.clone(), failures.clone(), seen_v2.clone());
         workers.push(tokio::spawn(async move {
-            let mut n = w * 1_000_000;
+            let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let result = match providers.get("echo") {
-                    Ok(plugin) => plugin.process(request(n)).await.map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
+                let body = serde_json::json!({"lease_id": lease_id, "amount": 1000, "currency": "EUR",
+                                              "provider": "echo", "payment_method": "tok_stream"});
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&customer)
+                    .header("idempotency-key", format!("stream-{w}-{n}"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
                 calls.fetch_add(1, Ordering::Relaxed);
-                match result {
-                    Ok(outcome) if outcome.provider_transaction_id.starts_with("echo-2.0.0-") => {
+                let status = response.status();
+                let payment: Value = response.json().await.unwrap();
+                match (status.as_u16(), payment["status"].as_str(), payment["provider_tx_id"].as_str()) {
+                    (201, Some("succeeded"), Some(tx)) if tx.starts_with("echo-2.0.0-") => {
                         seen_v2.fetch_add(1, Ordering::Relaxed);
                     }
-                    Ok(_) => {}
-                    Err(e) => {
+                    (201, Some("succeeded"), Some(tx)) if tx.starts_with("echo-1.0.0-") => {
+                        seen_v1.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
                         failures.fetch_add(1, Ordering::Relaxed);
-                        eprintln!("call failed: {e}");
+                        eprintln!("payment failed: {status} {payment}");
                     }
                 }
             }
@@ -344,7 +358,9 @@ async fn live_changes_reach_running_servers(backend: Backend) {
         w.await.unwrap();
     }
     assert_eq!(failures.load(Ordering::Relaxed), 0, "no call failed during the upgrade");
-    assert!(calls.load(Ordering::Relaxed) > 100, "the stream kept going: {calls:?}");
+    let (v1, v2) = (seen_v1.load(Ordering::Relaxed), seen_v2.load(Ordering::Relaxed));
+    assert!(v1 > 0 && v2 > 20, "the stream ran across the switch: {v1} on 1.0.0, {v2} on 2.0.0");
+    assert_eq!(calls.load(Ordering::Relaxed), v1 + v2);
     assert_eq!(
         plugins_json(&app, &token).await,
         vec![row("echo", "1.0.0", true, false), row("echo", "2.0.0", true, true)]

@@ -1,9 +1,16 @@
 //! Test support shared by every crate's black-box tests (feature `testing`): a PostgreSQL
-//! database that exists for one test.
+//! database that exists for one test, and a migrated database of either engine.
 //!
 //! The server comes from `TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
 
+use std::path::Path;
+
 use sqlx::Connection;
+use tempfile::TempDir;
+
+/// The engine a test runs on (the store's own [`crate::Engine`]).
+pub use crate::Engine;
+use crate::{DatabaseTarget, Db};
 
 pub fn postgres_admin_url() -> String {
     std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
@@ -48,5 +55,40 @@ impl Drop for PgTestDb {
             rt.block_on(drop_database(&name));
         })
         .join();
+    }
+}
+
+/// A migrated database of one engine (a SQLite file in a temporary directory, or a
+/// [`PgTestDb`]), gone when dropped.
+pub struct TestDb {
+    pub db: Db,
+    // Dropped in this order: the pool, then the PostgreSQL database, then the directory.
+    pg: Option<PgTestDb>,
+    dir: TempDir,
+}
+
+impl TestDb {
+    /// A migrated database; on PostgreSQL a fresh one named `<pg_prefix>_<random>`.
+    pub async fn new(engine: Engine, pg_prefix: &str) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let pg = match engine {
+            Engine::Sqlite => None,
+            Engine::Postgres => Some(PgTestDb::create(pg_prefix).await),
+        };
+        let url = pg.as_ref().map(|pg| pg.url.as_str());
+        let target = DatabaseTarget::from_config(url, dir.path()).expect("a database target");
+        let db = Db::connect(&target).await.expect("database connects");
+        db.migrate().await.expect("migrations apply");
+        Self { db, pg, dir }
+    }
+
+    /// The PostgreSQL database, on that engine.
+    pub fn pg(&self) -> Option<&PgTestDb> {
+        self.pg.as_ref()
+    }
+
+    /// The temporary directory (the SQLite file's data directory on that engine).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 }

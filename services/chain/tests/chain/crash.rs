@@ -66,7 +66,7 @@ async fn killed_after_storing_the_signed_message_before_sending(engine: Engine) 
     let executed = w.peer.transfers(w.wallet()).await;
     assert_eq!(executed.len(), 1);
     assert_eq!(Some(executed[0].hash.as_str()), signed.message_hash.as_deref());
-    let view = w.t.store().status_of(payment.payment_id).await.unwrap().unwrap();
+    let view = w.store().status_of(payment.payment_id).await.unwrap().unwrap();
     assert_eq!((view.attempts, view.message_hash), (1, signed.message_hash));
     assert_eq!(w.transfers_by_payment().await.len(), 1);
 }
@@ -125,7 +125,7 @@ async fn killed_after_sending_before_acknowledging_the_event(engine: Engine) {
     let transfers = w.transfers_by_payment().await;
     assert_eq!(transfers.len(), 1, "{transfers:?}");
     assert_eq!(transfers[0].0, payment.payment_id);
-    assert_eq!(w.t.store().status_of(payment.payment_id).await.unwrap().unwrap().attempts, 1);
+    assert_eq!(w.store().status_of(payment.payment_id).await.unwrap().unwrap().attempts, 1);
 }
 
 async fn killed_after_the_node_took_the_message_before_recording_it(engine: Engine) {
@@ -159,7 +159,7 @@ async fn killed_after_the_node_took_the_message_before_recording_it(engine: Engi
 
     // Assert
     assert_eq!(w.transfers_by_payment().await.len(), 1);
-    let record = w.t.store().record(payment.payment_id).await.unwrap().unwrap();
+    let record = w.store().record(payment.payment_id).await.unwrap().unwrap();
     assert_eq!(record.attempts, 1);
     assert!(record.sends >= 1, "process 2 sent it again");
     assert!(w.peer.stats().await["rejected"].as_u64().unwrap() >= 1, "and the wallet refused the copy");

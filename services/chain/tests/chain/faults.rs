@@ -61,7 +61,7 @@ async fn a_message_that_expires_before_inclusion_is_resent_with_a_fresh_seqno(en
     // Act: the message expires unincluded (4 s + 1 s margin) and a new one is signed; then
     // the chain includes what it held, in order.
     w.publish(&[event]).await;
-    let store = w.t.store();
+    let store = w.store();
     eventually(Duration::from_secs(20), "a second message signed", || async {
         store.record(payment.payment_id).await.unwrap().is_some_and(|r| r.attempts == 2 && r.status != "expired")
     })
@@ -99,7 +99,7 @@ async fn an_unfunded_wallet_holds_payments_back_until_it_is_funded(engine: Engin
 
     // Act 1: the payment waits; the record says why.
     w.publish(&[event]).await;
-    let store = w.t.store();
+    let store = w.store();
     eventually(Duration::from_secs(20), "the record explains the wait", || async {
         store
             .status_of(payment.payment_id)

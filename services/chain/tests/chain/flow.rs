@@ -25,7 +25,7 @@ async fn completed_payment_is_transferred_and_confirmed(engine: Engine, version:
     stop.stop();
 
     // Assert: the record shows the transaction; the recipient got the receipt from our wallet.
-    let view = w.t.store().status_of(payment.payment_id).await.unwrap().unwrap();
+    let view = w.store().status_of(payment.payment_id).await.unwrap().unwrap();
     assert_eq!(view.status, ChainStatus::Confirmed);
     assert_eq!(view.lease_id, payment.lease_id);
     assert_eq!(view.attempts, 1);
@@ -120,7 +120,7 @@ async fn the_same_event_delivered_three_times_makes_one_transfer(engine: Engine)
     assert_eq!(transfers[0].0, payment.payment_id);
     let total = rounds.lock().unwrap().clone();
     assert_eq!((total.handled, total.duplicates), (1, 3), "{total:?}");
-    let ids: HashSet<_> = w.t.store().counts().await.unwrap().into_iter().collect();
+    let ids: HashSet<_> = w.store().counts().await.unwrap().into_iter().collect();
     assert_eq!(ids, HashSet::from([(ChainStatus::Confirmed, 1)]));
     let _: () = redis::cmd("DEL").arg(&key).query_async(&mut conn).await.unwrap();
 }

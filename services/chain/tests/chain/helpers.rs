@@ -20,21 +20,14 @@ use lessor_chain::{
     Recipient, TonApi, ToncenterClient, WalletVersion,
 };
 use lessor_events::{Event, EventBus, InProcessBus, Outbox, PAYMENTS, PaymentCompleted, Relay, RelayConfig};
-use lessor_store::testing::PgTestDb;
-use lessor_store::{DatabaseTarget, Db};
+use lessor_store::Db;
+pub use lessor_store::testing::{Engine, TestDb};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tonlib_core::TonAddress;
 use uuid::Uuid;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Sqlite,
-    Postgres,
-}
 
 /// Runs an `async fn(Engine)` test once per engine, as `name::sqlite` and `name::postgres`.
 #[macro_export]
@@ -58,34 +51,9 @@ fn init_logging() {
 }
 
 /// A migrated database of one engine, gone when dropped.
-pub struct TestDb {
-    pub db: Db,
-    _pg: Option<PgTestDb>,
-    _dir: TempDir,
-}
-
-impl TestDb {
-    pub async fn new(engine: Engine) -> Self {
-        init_logging();
-        let dir = tempfile::tempdir().unwrap();
-        let mut pg = None;
-        let target = match engine {
-            Engine::Sqlite => DatabaseTarget::from_config(None, dir.path()).unwrap(),
-            Engine::Postgres => {
-                let test_db = PgTestDb::create("lessor_chain_test").await;
-                let target = DatabaseTarget::from_config(Some(&test_db.url), dir.path()).unwrap();
-                pg = Some(test_db);
-                target
-            }
-        };
-        let db = Db::connect(&target).await.expect("database connects");
-        db.migrate().await.expect("migrations apply");
-        Self { db, _pg: pg, _dir: dir }
-    }
-
-    pub fn store(&self) -> ChainStore {
-        ChainStore::new(self.db.clone())
-    }
+async fn test_db(engine: Engine) -> TestDb {
+    init_logging();
+    TestDb::new(engine, "lessor_chain_test").await
 }
 
 fn peer_dir() -> PathBuf {
@@ -384,7 +352,7 @@ impl World {
 
     /// A world whose operator wallet holds nothing.
     pub async fn unfunded(engine: Engine, version: WalletVersion) -> Self {
-        let (t, peer) = tokio::join!(TestDb::new(engine), TonPeer::start());
+        let (t, peer) = tokio::join!(test_db(engine), TonPeer::start());
         let settings = settings(&peer, version);
         let bus = InProcessBus::new(t.db.clone());
         let stop = Stop::new();
@@ -402,6 +370,10 @@ impl World {
         &self.t.db
     }
 
+    pub fn store(&self) -> ChainStore {
+        ChainStore::new(self.t.db.clone())
+    }
+
     pub fn wallet(&self) -> &TonAddress {
         self.settings.wallet.address()
     }
@@ -412,9 +384,7 @@ impl World {
 
     /// A pipeline of its own (a "process"), named `holder`.
     pub fn pipeline(&self, holder: &str) -> Arc<ChainPipeline> {
-        Arc::new(
-            ChainPipeline::new(self.t.store(), self.api(), &self.settings, self.metrics.clone()).with_holder(holder),
-        )
+        Arc::new(ChainPipeline::new(self.store(), self.api(), &self.settings, self.metrics.clone()).with_holder(holder))
     }
 
     /// A worker reading the in-process bus with short timings.
@@ -442,11 +412,11 @@ impl World {
     }
 
     pub async fn status(&self, payment_id: Uuid) -> Option<ChainStatus> {
-        self.t.store().status_of(payment_id).await.unwrap().map(|v| v.status)
+        self.store().status_of(payment_id).await.unwrap().map(|v| v.status)
     }
 
     pub async fn wait_confirmed(&self, payment_ids: &[Uuid], within: Duration) {
-        let store = self.t.store();
+        let store = self.store();
         eventually(within, "every payment confirmed", || async {
             let statuses = store.statuses_of(payment_ids).await.unwrap();
             statuses.len() == payment_ids.len() && statuses.values().all(|v| v.status == ChainStatus::Confirmed)

@@ -38,7 +38,7 @@ async fn a_hundred_payments_make_a_hundred_transfers_in_seqno_order(engine: Engi
     assert_seqnos_strictly_increasing(&executed);
     let paid: HashSet<Uuid> = w.transfers_by_payment().await.into_iter().map(|(id, _)| id).collect();
     assert_eq!(paid, ids.iter().copied().collect::<HashSet<_>>(), "none lost, none twice");
-    let records = w.t.store().statuses_of(&ids).await.unwrap();
+    let records = w.store().statuses_of(&ids).await.unwrap();
     let seqnos: HashSet<i64> = records.values().map(|v| v.seqno.unwrap()).collect();
     assert_eq!(seqnos, (0..100).collect::<HashSet<_>>());
     assert!(records.values().all(|v| v.attempts == 1));

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::ops::Deref;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,16 +18,9 @@ use lessor_events::{
     mark_handled,
 };
 use lessor_store::redis::{self, aio::ConnectionManager};
-use lessor_store::testing::PgTestDb;
-use lessor_store::{DatabaseTarget, Db, on_db};
-use tempfile::TempDir;
+pub use lessor_store::testing::Engine;
+use lessor_store::{Db, on_db};
 use uuid::Uuid;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Sqlite,
-    Postgres,
-}
 
 /// Runs an `async fn(Engine)` test once per engine, as `name::sqlite` and `name::postgres`.
 #[macro_export]
@@ -47,11 +41,16 @@ pub fn redis_url() -> url::Url {
     url::Url::parse(&raw).unwrap()
 }
 
-/// A migrated database of one engine, gone when dropped.
-pub struct TestDb {
-    pub db: Db,
-    _pg: Option<PgTestDb>,
-    _dir: TempDir,
+/// A migrated database of one engine (`lessor_store::testing::TestDb`) with this crate's
+/// `test_effects` table, gone when dropped.
+pub struct TestDb(lessor_store::testing::TestDb);
+
+impl Deref for TestDb {
+    type Target = lessor_store::testing::TestDb;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 /// Logs to the test output when `TEST_LOG` is set (e.g. `TEST_LOG=lessor_events=debug`).
@@ -64,22 +63,10 @@ fn init_logging() {
 impl TestDb {
     pub async fn new(engine: Engine) -> Self {
         init_logging();
-        let dir = tempfile::tempdir().unwrap();
-        let mut pg = None;
-        let target = match engine {
-            Engine::Sqlite => DatabaseTarget::from_config(None, dir.path()).unwrap(),
-            Engine::Postgres => {
-                let test_db = PgTestDb::create("lessor_events_test").await;
-                let target = DatabaseTarget::from_config(Some(&test_db.url), dir.path()).unwrap();
-                pg = Some(test_db);
-                target
-            }
-        };
-        let db = Db::connect(&target).await.expect("database connects");
-        db.migrate().await.expect("migrations apply");
+        let t = lessor_store::testing::TestDb::new(engine, "lessor_events_test").await;
         let sql = "CREATE TABLE test_effects (group_name TEXT NOT NULL, event_id TEXT NOT NULL)";
-        on_db!(&db, pool => sqlx::query(sql).execute(pool).await.map(drop)).unwrap();
-        Self { db, _pg: pg, _dir: dir }
+        on_db!(&t.db, pool => sqlx::query(sql).execute(pool).await.map(drop)).unwrap();
+        Self(t)
     }
 
     pub fn outbox(&self) -> Outbox {

@@ -6,6 +6,7 @@
 //! refunds by idempotency key, so "charged twice" is observable.
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -17,16 +18,9 @@ use lessor_payments::{
     GatewayError, PaymentOutcome, PaymentRequest, PaymentService, ProviderGateway, ProviderPaymentStatus,
     ProviderRefundStatus, ReconcilePolicy, RefundOutcome, RefundRequest, Viewer,
 };
-use lessor_store::testing::PgTestDb;
-use lessor_store::{DatabaseTarget, Db, on_db};
-use tempfile::TempDir;
+use lessor_store::on_db;
+pub use lessor_store::testing::Engine;
 use uuid::Uuid;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Sqlite,
-    Postgres,
-}
 
 /// Runs an `async fn(Engine)` test once per engine, as `name::sqlite` and `name::postgres`.
 #[macro_export]
@@ -48,30 +42,22 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
-/// A migrated database of one engine, gone when dropped.
-pub struct TestDb {
-    pub db: Db,
-    _pg: Option<PgTestDb>,
-    _dir: TempDir,
+/// A migrated database of one engine (`lessor_store::testing::TestDb`), gone when dropped,
+/// with the seeding and inspection this crate's tests share.
+pub struct TestDb(lessor_store::testing::TestDb);
+
+impl Deref for TestDb {
+    type Target = lessor_store::testing::TestDb;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl TestDb {
     pub async fn new(engine: Engine) -> Self {
         init_logging();
-        let dir = tempfile::tempdir().unwrap();
-        let mut pg = None;
-        let target = match engine {
-            Engine::Sqlite => DatabaseTarget::from_config(None, dir.path()).unwrap(),
-            Engine::Postgres => {
-                let test_db = PgTestDb::create("lessor_payments_test").await;
-                let target = DatabaseTarget::from_config(Some(&test_db.url), dir.path()).unwrap();
-                pg = Some(test_db);
-                target
-            }
-        };
-        let db = Db::connect(&target).await.expect("database connects");
-        db.migrate().await.expect("migrations apply");
-        Self { db, _pg: pg, _dir: dir }
+        Self(lessor_store::testing::TestDb::new(engine, "lessor_payments_test").await)
     }
 
     /// A user of role `customer` (or `operator` for staff); its viewer.
