@@ -6,8 +6,14 @@
 //! its response) against an in-process HTTP transport, so the figure is the sandbox's cost and
 //! not a network's. Prints median, p99 and calls per second on one core, for the production
 //! configuration and two variants that show where time goes (fuel metering; memory reset without
-//! PAGEMAP_SCAN). `PLUGIN_BENCH_SAMPLES=n` sets the calls per figure; `PLUGIN_BENCH_PROFILE=1`
-//! runs only `minimal process` (for `perf record`), with `PLUGIN_BENCH_KEEP_RESIDENT=bytes`.
+//! PAGEMAP_SCAN).
+//!
+//! Environment: `PLUGIN_BENCH_SAMPLES=n` sets the calls per figure. `PLUGIN_BENCH_QUICK=1` runs
+//! only the two `process` figures of the production configuration. `PLUGIN_BENCH_PROFILE=1` runs
+//! only `minimal process` (`=well-behaved`: only that plugin's `process`), for `perf record`, with
+//! `PLUGIN_BENCH_KEEP_RESIDENT=bytes`. `PLUGIN_BENCH_PACKAGES=DIR` loads the plugins from another
+//! `cargo xtask plugins --out DIR` instead of building them, to compare two builds of the plugins
+//! (or two SDKs) on one host binary.
 
 #[path = "../tests/plugins/build.rs"]
 #[allow(dead_code, reason = "shared with the integration tests")]
@@ -91,10 +97,26 @@ fn load(
     config: &[(&str, &str)],
     secrets: &[(&str, &str)],
 ) -> LoadedPlugin {
-    let p = build::package(name);
+    let p = package(name);
     let secrets: BTreeMap<String, SecretString> =
         secrets.iter().map(|(k, v)| ((*k).to_owned(), SecretString::from(*v))).collect();
     runtime.load(&p.manifest, &p.component, grants, build::map(config), secrets).expect(name)
+}
+
+fn package(name: &str) -> build::Package {
+    match std::env::var_os("PLUGIN_BENCH_PACKAGES") {
+        Some(dir) => package_in(std::path::Path::new(&dir), name),
+        None => build::package(name),
+    }
+}
+
+/// A package from another `cargo xtask plugins --out DIR` (to compare two builds of the plugins).
+fn package_in(dir: &std::path::Path, name: &str) -> build::Package {
+    let dir = dir.join(name);
+    let text = std::fs::read_to_string(dir.join("plugin.toml")).expect("plugin.toml");
+    let manifest = host::plugins::Manifest::from_toml(&text).expect("plugin.toml");
+    let component = std::fs::read(dir.join(manifest.component())).expect("component");
+    build::Package { manifest, manifest_text: text, component }
 }
 
 fn runtime(tweak: impl FnOnce(&mut RuntimeConfig)) -> PluginRuntime {
@@ -106,17 +128,31 @@ fn runtime(tweak: impl FnOnce(&mut RuntimeConfig)) -> PluginRuntime {
     PluginRuntime::with_transport(config, Arc::new(InstantProvider)).expect("runtime")
 }
 
-/// Runs the standard set of calls on one runtime configuration.
-fn suite(title: &str, runtime: &PluginRuntime, samples: usize, full: bool) {
-    let minimal = load(runtime, "minimal", Grants::none(), &[], &[]);
-    // well-behaved requests http://127.0.0.1:*; the in-process transport answers for that origin.
-    let real = load(
+/// Prints what a plugin's component imports: every import is linked into each call's fresh
+/// instance again, so each one costs on every call.
+fn print_imports(name: &str) {
+    let engine = wasmtime::Engine::default();
+    let component = wasmtime::component::Component::new(&engine, package(name).component).expect(name);
+    let ty = component.component_type();
+    let imports: Vec<&str> = ty.imports(&engine).map(|(import, _)| import).collect();
+    println!("{name} imports {}: {}", imports.len(), imports.join(", "));
+}
+
+/// well-behaved requests http://127.0.0.1:*; the in-process transport answers for that origin.
+fn load_well_behaved(runtime: &PluginRuntime) -> LoadedPlugin {
+    load(
         runtime,
         "well-behaved",
         Grants::new(["http://127.0.0.1:9".parse::<host::plugins::Origin>().expect("origin")]),
         &[("endpoint", "http://127.0.0.1:9")],
         &[("api_key", "sk_test_4eC39HqLyjWDarjtT1zdp7dc"), ("webhook_secret", "whsec")],
-    );
+    )
+}
+
+/// Runs the standard set of calls on one runtime configuration.
+fn suite(title: &str, runtime: &PluginRuntime, samples: usize, full: bool) {
+    let minimal = load(runtime, "minimal", Grants::none(), &[], &[]);
+    let real = load_well_behaved(runtime);
     let request = payment();
     assert!(real.process_blocking(&request).is_ok(), "the realistic call must succeed");
 
@@ -134,15 +170,32 @@ fn suite(title: &str, runtime: &PluginRuntime, samples: usize, full: bool) {
 
 fn main() {
     let samples: usize = std::env::var("PLUGIN_BENCH_SAMPLES").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000);
-    build::packages_dir();
+    if std::env::var_os("PLUGIN_BENCH_PACKAGES").is_none() {
+        build::packages_dir();
+    }
     println!("plugin_call: {samples} calls each, a fresh instance per call, one thread");
-    if std::env::var_os("PLUGIN_BENCH_PROFILE").is_some() {
-        // Only the minimal call, for `perf record`.
+    if let Some(which) = std::env::var_os("PLUGIN_BENCH_PROFILE") {
+        // One call only, for `perf record`: `minimal process`, or `well-behaved process` when set
+        // to `well-behaved`.
         let keep = std::env::var("PLUGIN_BENCH_KEEP_RESIDENT").ok().and_then(|s| s.parse().ok());
         let runtime = runtime(|c| c.memory_keep_resident = keep);
-        let minimal = load(&runtime, "minimal", Grants::none(), &[], &[]);
         let request = payment();
-        report("minimal process", &measure(samples, || drop(black_box(minimal.process_blocking(&request)))));
+        if which == "well-behaved" {
+            let real = load_well_behaved(&runtime);
+            report(
+                "well-behaved process (host HTTP)",
+                &measure(samples, || drop(black_box(real.process_blocking(&request)))),
+            );
+        } else {
+            let minimal = load(&runtime, "minimal", Grants::none(), &[], &[]);
+            report("minimal process", &measure(samples, || drop(black_box(minimal.process_blocking(&request)))));
+        }
+        return;
+    }
+    print_imports("minimal");
+    print_imports("well-behaved");
+    if std::env::var_os("PLUGIN_BENCH_QUICK").is_some() {
+        suite("production configuration", &runtime(|_| {}), samples, false);
         return;
     }
     suite("production configuration", &runtime(|_| {}), samples, true);

@@ -187,7 +187,8 @@ impl HostState {
         }
         let p = &self.plugin;
         let message = truncate(message, 4096);
-        let fields = render_fields(fields);
+        // Rendered only if a subscriber records the line, straight into its output.
+        let fields = tracing::field::display(Fields(fields));
         match level {
             LogLevel::Trace => {
                 tracing::trace!(target: "plugin", plugin = %p.name, version = %p.version, fields, "{message}")
@@ -212,17 +213,19 @@ impl HostState {
     }
 }
 
-fn render_fields(fields: &[(String, String)]) -> String {
-    let mut out = String::new();
-    for (k, v) in fields.iter().take(32) {
-        if !out.is_empty() {
-            out.push(' ');
+/// A log line's fields as `k=v k=v`: the first 32, keys and values truncated.
+struct Fields<'a>(&'a [(String, String)]);
+
+impl std::fmt::Display for Fields<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (k, v)) in self.0.iter().take(32).enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{}={}", truncate(k, 64), truncate(v, 512))?;
         }
-        out.push_str(truncate(k, 64));
-        out.push('=');
-        out.push_str(truncate(v, 512));
+        Ok(())
     }
-    out
 }
 
 fn truncate(s: &str, max: usize) -> &str {

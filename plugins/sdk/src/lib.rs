@@ -29,6 +29,8 @@
 mod domain;
 pub mod http;
 pub mod log;
+#[cfg(target_os = "wasi")]
+mod sandbox;
 
 use __private::bindings;
 use bindings::exports::lessor::payments::provider::Guest;

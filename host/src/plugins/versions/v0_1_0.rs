@@ -1,8 +1,12 @@
 //! `lessor:payments@0.1.0` (released: frozen). Bindings, the host interface, and conversions
 //! between the generated types and `plugins::types`.
 
+use std::marker::PhantomData;
+
+use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{
-    ComponentExportIndex, ComponentNamedList, HasSelf, Instance, InstancePre, Lift, Linker, Lower, TypedFunc,
+    ComponentExportIndex, ComponentNamedList, ComponentType, HasSelf, Instance, InstancePre, Lift, Linker, Lower,
+    TypedFunc,
 };
 use wasmtime::{Engine, Store};
 
@@ -26,55 +30,119 @@ pub(super) fn linker(engine: &Engine) -> wasmtime::Result<Linker<CallState>> {
     Ok(linker)
 }
 
+const PROVIDER: &str = "lessor:payments/provider@0.1.0";
+
+/// Finds the five exports and type-checks each, once, against the types its calls use: a
+/// component whose signatures differ is refused here, at load, and calls skip the check.
 pub(super) fn bindings(pre: InstancePre<CallState>) -> wasmtime::Result<Box<dyn ProviderBindings>> {
-    let component = pre.component();
-    let export = component
-        .get_export_index(None, "lessor:payments/provider@0.1.0")
-        .ok_or_else(|| wasmtime::format_err!("no export `lessor:payments/provider@0.1.0`"))?;
-    let index = |name: &str| {
-        component
-            .get_export_index(Some(&export), name)
-            .ok_or_else(|| wasmtime::format_err!("no export `lessor:payments/provider@0.1.0#{name}`"))
+    let provider = pre
+        .component()
+        .get_export_index(None, PROVIDER)
+        .ok_or_else(|| wasmtime::format_err!("no export `{PROVIDER}`"))?;
+    let exports = Exports {
+        info: Checked::new(&pre, &provider)?,
+        validate: Checked::new(&pre, &provider)?,
+        process: Checked::new(&pre, &provider)?,
+        refund: Checked::new(&pre, &provider)?,
+        parse_webhook: Checked::new(&pre, &provider)?,
     };
-    let indices = Indices {
-        validate: index("validate")?,
-        process: index("process")?,
-        refund: index("refund")?,
-        parse_webhook: index("parse-webhook")?,
-    };
-    Ok(Box::new(Bindings { pre: PaymentProviderPre::new(pre)?, indices }))
+    Ok(Box::new(Bindings { pre, exports }))
 }
 
-struct Indices {
-    validate: ComponentExportIndex,
-    process: ComponentExportIndex,
-    refund: ComponentExportIndex,
-    parse_webhook: ComponentExportIndex,
+/// One exported function: its name and the Rust types its arguments are lowered from and its
+/// results lifted into.
+trait Signature {
+    const NAME: &'static str;
+    type Params<'a>: ComponentNamedList + Lower;
+    type Results: ComponentNamedList + Lift;
+}
+
+macro_rules! signature {
+    ($marker:ident, $name:literal, $params:ty, $results:ty) => {
+        struct $marker;
+        impl Signature for $marker {
+            const NAME: &'static str = $name;
+            type Params<'a> = $params;
+            type Results = $results;
+        }
+    };
+}
+
+signature!(InfoFn, "info", (), (w::ProviderInfo,));
+signature!(ValidateFn, "validate", (PaymentRequestRef<'a>,), (Result<(), w::ProviderError>,));
+signature!(ProcessFn, "process", (PaymentRequestRef<'a>,), (Result<w::PaymentOutcome, w::ProviderError>,));
+signature!(RefundFn, "refund", (RefundRequestRef<'a>,), (Result<w::RefundOutcome, w::ProviderError>,));
+signature!(
+    ParseWebhookFn,
+    "parse-webhook",
+    (WebhookRequestRef<'a>,),
+    (Result<Option<w::WebhookEvent>, w::ProviderError>,)
+);
+
+/// The index of an export whose type was checked against `S` when the plugin was loaded.
+struct Checked<S> {
+    index: ComponentExportIndex,
+    _signature: PhantomData<fn() -> S>,
+}
+
+impl<S: Signature> Checked<S> {
+    fn new(pre: &InstancePre<CallState>, provider: &ComponentExportIndex) -> wasmtime::Result<Self> {
+        let (item, index) = pre
+            .component()
+            .get_export(Some(provider), S::NAME)
+            .ok_or_else(|| wasmtime::format_err!("no export `{PROVIDER}#{}`", S::NAME))?;
+        let ComponentItem::ComponentFunc(func) = item else {
+            wasmtime::bail!("export `{PROVIDER}#{}` is not a function", S::NAME);
+        };
+        func.typecheck::<S::Params<'static>, S::Results>(&pre.instance_type())
+            .map_err(|e| e.context(format!("type-checking export `{PROVIDER}#{}`", S::NAME)))?;
+        Ok(Self { index, _signature: PhantomData })
+    }
+
+    /// The function in a fresh `instance` of the component this was checked against.
+    fn func<'a>(
+        &self,
+        store: &mut Store<CallState>,
+        instance: &Instance,
+    ) -> Result<TypedFunc<S::Params<'a>, S::Results>, CallFailure> {
+        let func = instance
+            .get_func(&mut *store, self.index)
+            .ok_or_else(|| CallFailure::Call(wasmtime::format_err!("no export `{PROVIDER}#{}`", S::NAME)))?;
+        // SAFETY: `instance` comes from the `InstancePre` that `new` type-checked this export
+        // against: the same component, the same instance type and the same `S::Params` and
+        // `S::Results` (a lifetime does not change a component type).
+        Ok(unsafe { TypedFunc::new_unchecked(func) })
+    }
+}
+
+struct Exports {
+    info: Checked<InfoFn>,
+    validate: Checked<ValidateFn>,
+    process: Checked<ProcessFn>,
+    refund: Checked<RefundFn>,
+    parse_webhook: Checked<ParseWebhookFn>,
 }
 
 struct Bindings {
-    pre: PaymentProviderPre<CallState>,
-    indices: Indices,
+    pre: InstancePre<CallState>,
+    exports: Exports,
 }
 
 impl Bindings {
     fn instantiate(&self, store: &mut Store<CallState>) -> Result<Instance, CallFailure> {
-        self.pre.instance_pre().instantiate(store).map_err(CallFailure::Instantiate)
+        self.pre.instantiate(store).map_err(CallFailure::Instantiate)
     }
 
-    /// A fresh instance and the one export a call needs, type-checked (bindgen's own `instantiate`
-    /// would type-check all five on every call).
-    fn func<P, R>(
+    /// Calls `export` on a fresh instance.
+    fn call<S: Signature>(
         &self,
         store: &mut Store<CallState>,
-        index: &ComponentExportIndex,
-    ) -> Result<TypedFunc<P, R>, CallFailure>
-    where
-        P: ComponentNamedList + Lower,
-        R: ComponentNamedList + Lift,
-    {
+        export: &Checked<S>,
+        params: S::Params<'_>,
+    ) -> Result<S::Results, CallFailure> {
         let instance = self.instantiate(store)?;
-        instance.get_typed_func::<P, R>(store, index).map_err(CallFailure::Call)
+        let func = export.func(store, &instance)?;
+        func.call(store, params).map_err(CallFailure::Call)
     }
 }
 
@@ -83,11 +151,8 @@ impl ProviderBindings for Bindings {
         self.instantiate(store).map(drop)
     }
 
-    /// Goes through bindgen's checked path, which type-checks every export: `load` calls `info`
-    /// first, so a component whose signatures do not match is refused at load.
     fn info(&self, store: &mut Store<CallState>) -> Result<t::ProviderInfo, CallFailure> {
-        let p = self.pre.instantiate(&mut *store).map_err(CallFailure::Instantiate)?;
-        let info = p.lessor_payments_provider().call_info(store).map_err(CallFailure::Call)?;
+        let (info,) = self.call(store, &self.exports.info, ())?;
         Ok(info.into())
     }
 
@@ -96,8 +161,7 @@ impl ProviderBindings for Bindings {
         store: &mut Store<CallState>,
         request: &t::PaymentRequest,
     ) -> Result<Result<(), t::ProviderError>, CallFailure> {
-        let f = self.func::<(&w::PaymentRequest,), (Result<(), w::ProviderError>,)>(store, &self.indices.validate)?;
-        let (result,) = f.call(store, (&request.into(),)).map_err(CallFailure::Call)?;
+        let (result,) = self.call(store, &self.exports.validate, (request.into(),))?;
         Ok(result.map_err(Into::into))
     }
 
@@ -106,11 +170,7 @@ impl ProviderBindings for Bindings {
         store: &mut Store<CallState>,
         request: &t::PaymentRequest,
     ) -> Result<Result<t::PaymentOutcome, t::ProviderError>, CallFailure> {
-        let f = self.func::<(&w::PaymentRequest,), (Result<w::PaymentOutcome, w::ProviderError>,)>(
-            store,
-            &self.indices.process,
-        )?;
-        let (result,) = f.call(store, (&request.into(),)).map_err(CallFailure::Call)?;
+        let (result,) = self.call(store, &self.exports.process, (request.into(),))?;
         Ok(result.map(Into::into).map_err(Into::into))
     }
 
@@ -119,9 +179,7 @@ impl ProviderBindings for Bindings {
         store: &mut Store<CallState>,
         request: &t::RefundRequest,
     ) -> Result<Result<t::RefundOutcome, t::ProviderError>, CallFailure> {
-        let f = self
-            .func::<(&w::RefundRequest,), (Result<w::RefundOutcome, w::ProviderError>,)>(store, &self.indices.refund)?;
-        let (result,) = f.call(store, (&request.into(),)).map_err(CallFailure::Call)?;
+        let (result,) = self.call(store, &self.exports.refund, (request.into(),))?;
         Ok(result.map(Into::into).map_err(Into::into))
     }
 
@@ -130,18 +188,68 @@ impl ProviderBindings for Bindings {
         store: &mut Store<CallState>,
         request: &t::WebhookRequest,
     ) -> Result<Result<Option<t::WebhookEvent>, t::ProviderError>, CallFailure> {
-        let f = self.func::<(&w::WebhookRequest,), (Result<Option<w::WebhookEvent>, w::ProviderError>,)>(
-            store,
-            &self.indices.parse_webhook,
-        )?;
-        let request = w::WebhookRequest {
-            headers: request.headers.clone(),
-            body: request.body.clone(),
-            received_at: request.received_at,
-        };
-        let (result,) = f.call(store, (&request,)).map_err(CallFailure::Call)?;
+        let (result,) = self.call(store, &self.exports.parse_webhook, (request.into(),))?;
         Ok(result.map(|event| event.map(Into::into)).map_err(Into::into))
     }
+}
+
+// ---- requests as lowered: borrowed views of the host types, so a call copies each string once,
+// straight into the guest's memory. Field names and order are the WIT records' (checked at load).
+
+#[derive(ComponentType, Lower)]
+#[component(record)]
+struct MoneyRef<'a> {
+    #[component(name = "amount")]
+    amount: i64,
+    #[component(name = "currency")]
+    currency: &'a str,
+}
+
+#[derive(ComponentType, Lower)]
+#[component(record)]
+struct PaymentRequestRef<'a> {
+    #[component(name = "payment-id")]
+    payment_id: &'a str,
+    #[component(name = "lease-id")]
+    lease_id: &'a str,
+    #[component(name = "installment-id")]
+    installment_id: Option<&'a str>,
+    #[component(name = "amount")]
+    amount: MoneyRef<'a>,
+    #[component(name = "payment-method")]
+    payment_method: &'a str,
+    #[component(name = "idempotency-key")]
+    idempotency_key: &'a str,
+    #[component(name = "metadata")]
+    metadata: &'a [(String, String)],
+}
+
+#[derive(ComponentType, Lower)]
+#[component(record)]
+struct RefundRequestRef<'a> {
+    #[component(name = "refund-id")]
+    refund_id: &'a str,
+    #[component(name = "payment-id")]
+    payment_id: &'a str,
+    #[component(name = "provider-transaction-id")]
+    provider_transaction_id: &'a str,
+    #[component(name = "amount")]
+    amount: MoneyRef<'a>,
+    #[component(name = "reason")]
+    reason: Option<&'a str>,
+    #[component(name = "idempotency-key")]
+    idempotency_key: &'a str,
+}
+
+#[derive(ComponentType, Lower)]
+#[component(record)]
+struct WebhookRequestRef<'a> {
+    #[component(name = "headers")]
+    headers: &'a [(String, String)],
+    #[component(name = "body")]
+    body: &'a [u8],
+    #[component(name = "received-at")]
+    received_at: u64,
 }
 
 impl w::Host for HostState {}
@@ -189,38 +297,44 @@ impl wit_host::Host for HostState {
     }
 }
 
-// ---- conversions: host types -> 0.1.0 ----
+// ---- conversions: host types -> 0.1.0 (borrowed) ----
 
-impl From<&t::Money> for w::Money {
-    fn from(m: &t::Money) -> Self {
-        Self { amount: m.amount, currency: m.currency.clone() }
+impl<'a> From<&'a t::Money> for MoneyRef<'a> {
+    fn from(m: &'a t::Money) -> Self {
+        Self { amount: m.amount, currency: &m.currency }
     }
 }
 
-impl From<&t::PaymentRequest> for w::PaymentRequest {
-    fn from(r: &t::PaymentRequest) -> Self {
+impl<'a> From<&'a t::PaymentRequest> for PaymentRequestRef<'a> {
+    fn from(r: &'a t::PaymentRequest) -> Self {
         Self {
-            payment_id: r.payment_id.clone(),
-            lease_id: r.lease_id.clone(),
-            installment_id: r.installment_id.clone(),
+            payment_id: &r.payment_id,
+            lease_id: &r.lease_id,
+            installment_id: r.installment_id.as_deref(),
             amount: (&r.amount).into(),
-            payment_method: r.payment_method.clone(),
-            idempotency_key: r.idempotency_key.clone(),
-            metadata: r.metadata.clone(),
+            payment_method: &r.payment_method,
+            idempotency_key: &r.idempotency_key,
+            metadata: &r.metadata,
         }
     }
 }
 
-impl From<&t::RefundRequest> for w::RefundRequest {
-    fn from(r: &t::RefundRequest) -> Self {
+impl<'a> From<&'a t::RefundRequest> for RefundRequestRef<'a> {
+    fn from(r: &'a t::RefundRequest) -> Self {
         Self {
-            refund_id: r.refund_id.clone(),
-            payment_id: r.payment_id.clone(),
-            provider_transaction_id: r.provider_transaction_id.clone(),
+            refund_id: &r.refund_id,
+            payment_id: &r.payment_id,
+            provider_transaction_id: &r.provider_transaction_id,
             amount: (&r.amount).into(),
-            reason: r.reason.clone(),
-            idempotency_key: r.idempotency_key.clone(),
+            reason: r.reason.as_deref(),
+            idempotency_key: &r.idempotency_key,
         }
+    }
+}
+
+impl<'a> From<&'a t::WebhookRequest> for WebhookRequestRef<'a> {
+    fn from(r: &'a t::WebhookRequest) -> Self {
+        Self { headers: &r.headers, body: &r.body, received_at: r.received_at }
     }
 }
 
