@@ -10,8 +10,9 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use lessor_auth::Principal;
 use lessor_payments::{
-    Begin, CREATE_PAYMENT, Claim, Conflict, Fingerprint, IdempotencyError, IdempotencyKey, LeasePaymentMethod,
-    NewPayment, NewRefund, Payment, PaymentCursor, PaymentError, REFUND_PAYMENT, Refund, Scope, ValidationError,
+    Begin, CREATE_PAYMENT, Claim, Conflict, Fingerprint, IdempotencyError, IdempotencyKey, KeyedAnswer, KeyedRequest,
+    LeasePaymentMethod, NewPayment, NewRefund, Payment, PaymentCursor, PaymentError, REFUND_PAYMENT, Refund, Scope,
+    ValidationError,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -240,6 +241,37 @@ fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
     })
 }
 
+/// A JSON answer under an idempotency key: the first one (with its `Location`) or a replay.
+fn keyed_response(status: StatusCode, body: String, location: Option<String>, replayed: bool) -> Response {
+    let mut response = (status, body).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if replayed {
+        h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    if let Some(location) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        h.insert(header::LOCATION, location);
+    }
+    response
+}
+
+fn in_flight() -> ApiError {
+    ApiError::Specific {
+        status: StatusCode::CONFLICT,
+        slug: "idempotency-key-in-flight",
+        detail: "a request with this Idempotency-Key is still being processed; retry shortly".into(),
+        retry_after: Some(std::time::Duration::from_secs(1)),
+    }
+}
+
+fn key_reused() -> ApiError {
+    ApiError::specific(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency-key-reused",
+        "this Idempotency-Key was used with a different request body",
+    )
+}
+
 /// Runs `work` once per (user, operation, key): replays a stored answer, refuses a reuse with
 /// another body (422) or a concurrent duplicate (409), stores the answer of a success.
 async fn idempotently<F, Fut>(
@@ -258,34 +290,14 @@ where
     let scope = Scope::user(principal.user_id, operation);
     match state.idempotency.begin(&scope, &key, &Fingerprint::of_json(body)).await? {
         Begin::Replay { status, body } => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            let mut response = (status, body).into_response();
-            let h = response.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            h.insert("idempotent-replayed", HeaderValue::from_static("true"));
-            Ok(response)
+            Ok(keyed_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body, None, true))
         }
-        Begin::InFlight => Err(ApiError::Specific {
-            status: StatusCode::CONFLICT,
-            slug: "idempotency-key-in-flight",
-            detail: "a request with this Idempotency-Key is still being processed; retry shortly".into(),
-            retry_after: Some(std::time::Duration::from_secs(1)),
-        }),
-        Begin::Mismatch => Err(ApiError::specific(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency-key-reused",
-            "this Idempotency-Key was used with a different request body",
-        )),
+        Begin::InFlight => Err(in_flight()),
+        Begin::Mismatch => Err(key_reused()),
         Begin::New(claim) => match work(claim.clone()).await {
             Ok((status, location, body)) => {
                 state.idempotency.complete(&claim, status.as_u16(), &body).await?;
-                let mut response = (status, body).into_response();
-                let h = response.headers_mut();
-                h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                if let Some(location) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
-                    h.insert(header::LOCATION, location);
-                }
-                Ok(response)
+                Ok(keyed_response(status, body, location, false))
             }
             Err(e) => {
                 if let Err(release) = state.idempotency.release(&claim).await {
@@ -324,16 +336,24 @@ async fn create_payment(
 ) -> Result<Response, ApiError> {
     // Refused before the key is touched: nothing of an invalid (or card-bearing) body is kept.
     let new = NewPayment::parse(&body, Utc::now().date_naive()).map_err(validation)?;
-    let viewer = viewer(&p);
-    let payments = state.payments.clone();
-    let chain = state.chain.clone();
-    idempotently(&state, &p, CREATE_PAYMENT, &headers, &body, |claim| async move {
-        let payment = payments.create(viewer, &new, Some(&claim)).await?;
-        let location = format!("/api/v1/payments/{}", payment.id);
-        // Just created: the chain worker cannot have a record of it yet.
-        Ok((StatusCode::CREATED, Some(location), to_json(&PaymentView::new(payment, &chain, None))?))
-    })
-    .await
+    let key = idempotency_key(&headers)?;
+    let scope = Scope::user(p.user_id, CREATE_PAYMENT);
+    let fingerprint = Fingerprint::of_json(&body);
+    let request = KeyedRequest { keys: &state.idempotency, scope: &scope, key: &key, fingerprint: &fingerprint };
+    let chain = &state.chain;
+    // Just created: the chain worker cannot have a record of it yet.
+    let render = |payment: &Payment| to_json(&PaymentView::new(payment.clone(), chain, None));
+    match state.payments.create_keyed(viewer(&p), &new, request, render).await? {
+        KeyedAnswer::Ran { payment, status, body } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED);
+            Ok(keyed_response(status, body, Some(format!("/api/v1/payments/{}", payment.id)), false))
+        }
+        KeyedAnswer::Replay { status, body } => {
+            Ok(keyed_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body, None, true))
+        }
+        KeyedAnswer::InFlight => Err(in_flight()),
+        KeyedAnswer::Mismatch => Err(key_reused()),
+    }
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -57,6 +57,10 @@ impl EventSink for InProcessSink {
         Ok(None)
     }
 
+    fn keeps_copies(&self) -> bool {
+        false
+    }
+
     async fn publish(&self, _stream: &str, entries: &[OutboxEntry]) -> Published {
         // The rows are the stream: there is nothing to copy.
         Published { appended: entries.len(), ..Published::default() }

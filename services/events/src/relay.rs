@@ -2,8 +2,9 @@
 //! in-process bus), losing none and publishing none twice, across crashes and replicas.
 //!
 //! One pass:
-//! 1. **Lease.** The relay takes (or renews) the stream's lease in `event_streams`. Only the
-//!    holder works; a crashed holder's lease expires and another relay takes over.
+//! 1. **Lease.** The relay takes the stream's lease in `event_streams` (and renews it once a
+//!    third of it has gone by). Only the holder works; a crashed holder's lease expires and
+//!    another relay takes over.
 //! 2. **Sequence.** Under the lock of the stream's `event_streams` row, unsequenced rows get
 //!    the next numbers of the stream's counter, in insertion order, in one transaction. A
 //!    sequence is committed before it is published and never reused.
@@ -23,7 +24,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use lessor_store::{Db, on_db};
@@ -41,6 +42,12 @@ pub trait EventSink: Send + Sync {
     /// The highest sequence `stream` holds, `Some(0)` when it is empty or missing, `None`
     /// when the sink keeps no copy that could be lost.
     async fn top_seq(&self, stream: &str) -> Result<Option<i64>, SinkError>;
+
+    /// Whether the sink keeps a copy of what it was given that it could lose (a Redis
+    /// Stream). When not, the relay never compares it with the database.
+    fn keeps_copies(&self) -> bool {
+        true
+    }
 
     /// Appends `entries` (sequenced, in order) to `stream`. Stops at the first failure.
     async fn publish(&self, stream: &str, entries: &[OutboxEntry]) -> Published;
@@ -92,10 +99,16 @@ pub struct RelayConfig {
     pub holder: String,
     /// Rows sequenced and published per pass.
     pub batch: u32,
-    /// How long the lease lasts unless renewed (every pass renews it).
+    /// How long the lease lasts unless renewed. A pass renews it once a third of it has gone
+    /// by since the last renewal.
     pub lease: Duration,
     /// How often an idle relay looks for work without being woken.
     pub poll: Duration,
+    /// The shortest time between the starts of two passes when the last one was not full:
+    /// wake-ups meanwhile are gathered into one pass, so under load a pass carries many rows
+    /// instead of one (a pass costs about ten statements whatever it carries). This is the
+    /// most a wake-up waits.
+    pub linger: Duration,
     /// Backoff after a failed pass: from `min_backoff`, doubling, at most `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
@@ -111,6 +124,7 @@ impl RelayConfig {
             batch: 200,
             lease: Duration::from_secs(15),
             poll: Duration::from_secs(1),
+            linger: Duration::from_millis(10),
             min_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
             replay_limit: 10_000,
@@ -139,6 +153,8 @@ pub struct Relay {
     db: Db,
     sink: Arc<dyn EventSink>,
     config: RelayConfig,
+    /// When this relay last took or renewed the lease, while it holds it.
+    renewed: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Relay {
@@ -146,7 +162,7 @@ impl Relay {
     /// If the stream name is not a valid one (a programming error).
     pub fn new(db: Db, sink: Arc<dyn EventSink>, config: RelayConfig) -> Self {
         assert!(valid_stream(&config.stream), "invalid stream name {:?}", config.stream);
-        Self { db, sink, config }
+        Self { db, sink, config, renewed: std::sync::Mutex::new(None) }
     }
 
     pub fn config(&self) -> &RelayConfig {
@@ -157,7 +173,7 @@ impl Relay {
     #[tracing::instrument(name = "events.relay", skip(self), fields(stream = %self.config.stream, sink = self.sink.engine()))]
     pub async fn run_once(&self) -> Result<RelayPass, RelayError> {
         let mut pass = RelayPass::default();
-        if !self.acquire_lease().await? {
+        if !self.hold_lease().await? {
             return Ok(pass);
         }
         pass.leader = true;
@@ -197,6 +213,7 @@ impl Relay {
         tokio::pin!(stop);
         let mut failures = 0u32;
         loop {
+            let started = tokio::time::Instant::now();
             let pause = match self.run_once().await {
                 Ok(pass) => {
                     observe(&pass);
@@ -216,15 +233,35 @@ impl Relay {
                     pause
                 }
             };
-            tokio::select! {
+            let woken = tokio::select! {
                 () = &mut stop => break,
-                () = wake.notified(), if failures == 0 => {}
-                () = tokio::time::sleep(pause) => {}
+                () = wake.notified(), if failures == 0 => true,
+                () = tokio::time::sleep(pause) => false,
+            };
+            if woken {
+                // Gather the wake-ups of the next few milliseconds into one pass.
+                tokio::select! {
+                    () = &mut stop => break,
+                    () = tokio::time::sleep_until(started + self.config.linger) => {}
+                }
             }
         }
         if let Err(e) = self.release().await {
             tracing::warn!(stream = %self.config.stream, error = %e, "releasing the relay lease failed");
         }
+    }
+
+    /// Whether this relay holds the lease, renewing it once a third of it has gone by.
+    async fn hold_lease(&self) -> Result<bool, RelayError> {
+        let fresh = self.config.lease / 3;
+        let renewed = *self.renewed.lock().unwrap_or_else(|e| e.into_inner());
+        if renewed.is_some_and(|at| at.elapsed() < fresh) {
+            return Ok(true);
+        }
+        let asked = Instant::now();
+        let held = self.acquire_lease().await?;
+        *self.renewed.lock().unwrap_or_else(|e| e.into_inner()) = held.then_some(asked);
+        Ok(held)
     }
 
     /// Takes or renews the stream's relay lease. `true` when this relay holds it.
@@ -248,6 +285,7 @@ impl Relay {
 
     /// Gives the lease up (on shutdown), so another relay need not wait for it to expire.
     pub async fn release(&self) -> Result<(), RelayError> {
+        *self.renewed.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let sql = "UPDATE event_streams SET relay_holder = NULL, relay_expires_at = 0 \
                    WHERE stream = $1 AND relay_holder = $2";
         on_db!(&self.db, pool => sqlx::query(sql)
@@ -320,6 +358,9 @@ impl Relay {
     /// Compares what the sink holds with what the database says was published, and marks
     /// the missing tail unpublished again.
     async fn recover_lost(&self) -> Result<u64, RelayError> {
+        if !self.sink.keeps_copies() {
+            return Ok(0);
+        }
         let stream = self.config.stream.as_str();
         // The database first: anything marked published was appended before it was marked,
         // so a top read afterwards can only be lower if the sink lost it.

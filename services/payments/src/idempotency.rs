@@ -168,6 +168,14 @@ impl fmt::Debug for Claim {
     }
 }
 
+/// The times of a key's row written by the caller (see [`IdempotencyStore::fresh_claim`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClaimTimes {
+    pub locked_until: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
 /// What [`IdempotencyStore::begin`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begin {
@@ -351,6 +359,24 @@ impl IdempotencyStore {
             }
         }
         Ok(Begin::InFlight)
+    }
+
+    /// A claim of a key that is not stored yet, for a caller that writes the key's row itself
+    /// in the transaction of its work (`in_flight`, with the returned lock and times, in
+    /// epoch milliseconds), as [`Self::begin`] would have.
+    pub(crate) fn fresh_claim(&self, scope: &Scope, key: &IdempotencyKey, now: DateTime<Utc>) -> (Claim, ClaimTimes) {
+        let now_ms = now.timestamp_millis();
+        let times = ClaimTimes {
+            locked_until: now_ms.saturating_add(millis(self.config.lock_timeout)),
+            created_at: now_ms,
+            expires_at: now_ms.saturating_add(millis(self.config.ttl)),
+        };
+        (Claim { scope: scope.clone(), key: key.clone(), token: Uuid::new_v4(), recovered: None }, times)
+    }
+
+    /// When a key answered at `now` expires, as [`Self::complete`] sets it.
+    pub(crate) fn answer_expiry(&self, now: DateTime<Utc>) -> i64 {
+        now.timestamp_millis().saturating_add(millis(self.config.ttl))
     }
 
     /// Stores the response to replay. [`IdempotencyError::LostClaim`] when the claim was

@@ -72,6 +72,9 @@ pub use lessor_leases::{Currency, FieldError, Viewer};
 pub use method::{PaymentMethod, ProviderName, ProviderNameError, SepaMandate};
 pub use record::{CursorError, LeasePaymentMethod, Payment, PaymentCursor, PaymentPage, Refund};
 pub use repo::PAYMENT_RETURNED;
-pub use service::{Conflict, MAX_PAGE, PaymentError, PaymentService, ReconcilePolicy, ReconcileReport};
+pub use service::{
+    CREATED, Conflict, KeyedAnswer, KeyedRequest, MAX_PAGE, PaymentError, PaymentService, ReconcilePolicy,
+    ReconcileReport,
+};
 pub use status::{IllegalRefundTransition, IllegalTransition, PaymentStatus, RefundStatus, UnknownStatus};
 pub use webhook::{EventAmount, IgnoredReason, NormalizedEvent, ProviderEventKind, WebhookOutcome};

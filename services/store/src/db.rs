@@ -61,6 +61,10 @@ impl Default for PoolSettings {
     }
 }
 
+/// A PostgreSQL connection idle at least this long is pinged before it is used again, so one
+/// the server or network dropped meanwhile is replaced instead of failing a request.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
+
 impl Db {
     /// Opens a pool. The SQLite file (and its directory) is created when missing.
     pub async fn connect(target: &DatabaseTarget) -> Result<Self, StoreError> {
@@ -76,6 +80,17 @@ impl Db {
                 let pool = PgPoolOptions::new()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(settings.acquire_timeout)
+                    // sqlx pings every connection it hands out by default: one more round trip
+                    // per statement. Only a connection idle for a while can have died unseen.
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PING_AFTER_IDLE {
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect_with(options)
                     .await
                     .map_err(|source| StoreError::Connect { target: redacted(url), source })?;
@@ -96,6 +111,8 @@ impl Db {
                 // SQLite admits one writer at a time; a small pool keeps lock waits short.
                 let pool = SqlitePoolOptions::new()
                     .max_connections(settings.max_connections.min(4))
+                    // In process: nothing to lose between uses.
+                    .test_before_acquire(false)
                     .acquire_timeout(settings.acquire_timeout)
                     .connect_with(options)
                     .await

@@ -7,13 +7,15 @@
 //! also compare-and-set on the status read.
 
 mod collection;
+mod keyed;
 mod rows;
 mod transitions;
 
 pub(crate) use collection::CandidateRow;
+pub(crate) use keyed::{Finished, KeyAnswer, KeyClaim};
 pub(crate) use rows::{PaymentWork, RefundWork, refund_key, request_metadata};
 pub use transitions::PAYMENT_RETURNED;
-pub(crate) use transitions::{Applied, RefundApplied, RefundResolution, Transition, WebhookMark};
+pub(crate) use transitions::{Applied, RefundApplied, RefundResolution, Transition, WebhookMark, event_for, moved};
 
 use std::future::Future;
 

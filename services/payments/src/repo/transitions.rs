@@ -1,6 +1,7 @@
 //! Status changes: each in one transaction with its outbox event, the installment update and,
 //! for a webhook, the `webhook_events` row that makes it apply once.
 
+use chrono::{DateTime, Utc};
 use lessor_events::{Event, EventData, PAYMENTS, PaymentCompleted, PaymentFailed, PaymentRefunded, enqueue};
 use lessor_leases::now_micros;
 use lessor_store::on_db;
@@ -86,11 +87,37 @@ const INSERT_WEBHOOK: &str = "INSERT INTO webhook_events (provider, event_id, ki
      received_at) VALUES ($1, $2, $3, $4, 'applying', $5) ON CONFLICT (provider, event_id) DO NOTHING";
 const WEBHOOK_OUTCOME: &str =
     "UPDATE webhook_events SET outcome = $3, payment_id = $4, refund_id = $5 WHERE provider = $1 AND event_id = $2";
-const INSTALLMENT_PAID: &str = "UPDATE installments SET status = 'paid' WHERE id = $1 AND status IN ('due', 'overdue')";
+pub(crate) const INSTALLMENT_PAID: &str =
+    "UPDATE installments SET status = 'paid' WHERE id = $1 AND status IN ('due', 'overdue')";
 const INSTALLMENT_REOPENED: &str = "UPDATE installments SET status = 'due' WHERE id = $1 AND status = 'paid'";
 
+/// `current` as a move to `target` leaves it (a legal move; see [`Repo::apply`]): the
+/// provider's transaction id is kept once known, the next-action URL is the provider's for
+/// `requires_action`, failure fields are set for `failed`, the return reason for `returned`;
+/// reconciliation and the operator flag end.
+pub(crate) fn moved(current: &Payment, target: PaymentStatus, change: &Transition, now: DateTime<Utc>) -> Payment {
+    let mut next = current.clone();
+    next.status = target;
+    next.provider_tx_id = current.provider_tx_id.clone().or_else(|| change.provider_tx_id.clone());
+    if target == PaymentStatus::RequiresAction {
+        next.next_action_url = change.next_action_url.clone().or_else(|| current.next_action_url.clone());
+    }
+    if target == PaymentStatus::Failed {
+        let (code, message) = change.failure.clone().unwrap_or_else(|| ("declined".to_owned(), None));
+        next.failure_code = Some(code);
+        next.failure_message = message;
+    }
+    if target == PaymentStatus::Returned {
+        next.return_reason = change.return_reason.clone();
+    }
+    next.reconcile_after = None;
+    next.needs_attention = false;
+    next.updated_at = now;
+    next
+}
+
 /// The outbox event a move to `payment.status` writes, if any.
-fn event_for(payment: &Payment) -> Option<Event> {
+pub(crate) fn event_for(payment: &Payment) -> Option<Event> {
     let data = match payment.status {
         PaymentStatus::Succeeded => EventData::PaymentCompleted(PaymentCompleted {
             payment_id: payment.id,
@@ -194,31 +221,18 @@ impl Repo {
             let applied = if from == target {
                 Applied::Unchanged(current)
             } else if from.can_transition_to(target) {
-                let provider_tx_id = current.provider_tx_id.clone().or_else(|| change.provider_tx_id.clone());
-                let next_action_url = match target {
-                    PaymentStatus::RequiresAction => change.next_action_url.clone().or(current.next_action_url.clone()),
-                    _ => current.next_action_url.clone(),
-                };
-                let (failure_code, failure_message) = match (&change.failure, target) {
-                    (Some((code, message)), PaymentStatus::Failed) => (Some(code.clone()), message.clone()),
-                    (None, PaymentStatus::Failed) => (Some("declined".to_owned()), None),
-                    _ => (current.failure_code.clone(), current.failure_message.clone()),
-                };
-                let return_reason = match target {
-                    PaymentStatus::Returned => change.return_reason.clone(),
-                    _ => current.return_reason.clone(),
-                };
+                let next = moved(&current, target, change, now_micros());
                 let row: Option<PaymentRow> = sqlx::query_as(&update)
                     .bind(id)
                     .bind(target.as_str())
-                    .bind(provider_tx_id)
-                    .bind(next_action_url)
-                    .bind(failure_code)
-                    .bind(failure_message)
-                    .bind(return_reason)
+                    .bind(&next.provider_tx_id)
+                    .bind(&next.next_action_url)
+                    .bind(&next.failure_code)
+                    .bind(&next.failure_message)
+                    .bind(&next.return_reason)
                     .bind(None::<i64>)
                     .bind(false)
-                    .bind(now_micros())
+                    .bind(next.updated_at)
                     .bind(from.as_str())
                     .fetch_optional(&mut *tx)
                     .await?;

@@ -6,6 +6,7 @@ mod helpers;
 mod collection;
 mod create;
 mod idempotency;
+mod keyed;
 mod methods;
 mod reconcile;
 mod refunds;

@@ -29,24 +29,26 @@
 //! Once the row exists, `create` returns `Ok(payment)` whatever the outcome; errors mean that
 //! no payment was created.
 
+mod keyed;
+mod methods;
+mod reconcile;
+mod refunds;
+
+pub use keyed::{CREATED, KeyedAnswer, KeyedRequest};
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use lessor_leases::{FieldError, InstallmentStatus, LeaseStatus, Viewer};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::gateway::{GatewayError, PaymentOutcome, PaymentRequest, ProviderGateway, ProviderPaymentStatus};
-use crate::gateway::{ProviderRefundStatus, RefundOutcome};
 use crate::idempotency::Claim;
-use crate::input::{NewPayment, NewRefund, ValidationError, parse_lease_payment_method};
-use crate::method::{PaymentMethod, ProviderName};
-use crate::record::{LeasePaymentMethod, Payment, PaymentCursor, PaymentPage, Refund};
-use crate::repo::{
-    Applied, AttemptMark, InsertError, NewPaymentRow, NewRefundRow, PaymentWork, RefundResolution, RefundWork, Repo,
-    RepoError, ReserveError, Transition,
-};
+use crate::input::{NewPayment, ValidationError};
+use crate::record::{Payment, PaymentCursor, PaymentPage};
+use crate::repo::{Applied, AttemptMark, InsertError, NewPaymentRow, PaymentWork, Repo, RepoError, Transition};
 use crate::status::PaymentStatus;
 
 /// The largest page of a listing.
@@ -144,7 +146,7 @@ pub struct PaymentService {
     relay_wake: Option<Arc<Notify>>,
 }
 
-fn millis(d: Duration) -> i64 {
+pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -300,7 +302,7 @@ impl PaymentService {
 
     /// One `process` call for a pending payment, claimed first; `None` when the payment was
     /// not claimable (no longer pending, or another worker holds it).
-    async fn process(
+    pub(crate) async fn process(
         &self,
         id: Uuid,
         attempts_so_far: u32,
@@ -319,7 +321,7 @@ impl PaymentService {
     }
 
     /// Applies the result of `process` call number `attempt`.
-    async fn settle(
+    pub(crate) async fn settle(
         &self,
         work: &PaymentWork,
         attempt: u32,
@@ -338,13 +340,14 @@ impl PaymentService {
                 }
                 return self.repo.payment(id).await?.ok_or(PaymentError::NotFound);
             }
-            Err(e) => Transition {
-                target: Some(PaymentStatus::Failed),
-                failure: Some((e.code().to_owned(), Some(failure_message(&e)))),
-                ..Transition::default()
-            },
+            Err(e) => refusal_transition(&e),
         };
-        let applied = self.repo.apply(id, &change, None).await?;
+        self.apply_outcome(id, &change).await
+    }
+
+    /// Applies a provider's answer about payment `id` (see `Repo::apply`).
+    pub(crate) async fn apply_outcome(&self, id: Uuid, change: &Transition) -> Result<Payment, PaymentError> {
+        let applied = self.repo.apply(id, change, None).await?;
         if let (Applied::Stale(stored), Some(said)) = (&applied, change.target) {
             // Behind the stored status (a replayed `processing` after the webhook's
             // `succeeded`) is harmless; a contradiction (`succeeded` for a payment a webhook
@@ -406,232 +409,19 @@ impl PaymentService {
         Ok(PaymentPage { items, next })
     }
 
-    async fn visible_lease(&self, viewer: Viewer, lease_id: Uuid) -> Result<crate::repo::LeaseFacts, PaymentError> {
+    pub(crate) async fn visible_lease(
+        &self,
+        viewer: Viewer,
+        lease_id: Uuid,
+    ) -> Result<crate::repo::LeaseFacts, PaymentError> {
         match self.repo.lease(lease_id).await? {
             Some(lease) if viewer.is_staff || lease.owner_id == viewer.user_id => Ok(lease),
             _ => Err(PaymentError::NotFound),
         }
     }
-
-    /// Refunds (part of) a payment (staff only). The amount is reserved against the payment
-    /// before the provider is called, inside one transaction, so concurrent refunds never
-    /// exceed what was captured: one that would is refused with a field error on `amount`.
-    /// Like `create`, once the refund row exists the result is `Ok(refund)` whatever the
-    /// provider said (`pending` when its outcome is unknown: reconciliation asks again).
-    #[tracing::instrument(name = "payments.refund", skip_all, fields(payment_id = %payment_id, refund_id))]
-    pub async fn refund(
-        &self,
-        viewer: Viewer,
-        payment_id: Uuid,
-        new: &NewRefund,
-        claim: Option<&Claim>,
-    ) -> Result<Refund, PaymentError> {
-        if !viewer.is_staff {
-            return Err(PaymentError::Forbidden);
-        }
-        if let Some(id) = claim.and_then(Claim::recovered) {
-            return self.repo.refund(id).await?.ok_or(PaymentError::NotFound);
-        }
-        let refund_id = Uuid::new_v4();
-        tracing::Span::current().record("refund_id", tracing::field::display(refund_id));
-        let key = crate::repo::refund_key(refund_id);
-        let first_check = Utc::now().timestamp_millis().saturating_add(millis(self.policy.delay(1)));
-        let row = NewRefundRow {
-            id: refund_id,
-            payment_id,
-            amount: new.amount,
-            reason: new.reason.as_deref(),
-            idempotency_key: &key,
-            reconcile_after: first_check,
-        };
-        let (refund, _) = self.repo.reserve_refund(&row, claim).await.map_err(|e| match e {
-            ReserveError::NotFound => PaymentError::NotFound,
-            ReserveError::NotRefundable(status) => Conflict::NotRefundable(status).into(),
-            ReserveError::Exceeds { available } => ValidationError::single(
-                "amount",
-                format!("exceeds what can still be refunded ({available} minor units)"),
-            )
-            .into(),
-            ReserveError::ClaimLost => Conflict::KeyTakenOver.into(),
-            ReserveError::Repo(e) => PaymentError::from(e),
-        })?;
-        tracing::info!(amount = refund.amount, "refund reserved, pending");
-        match self.call_refund(refund.id, refund.attempts, None).await? {
-            Some(refund) => Ok(refund),
-            None => self.repo.refund(refund_id).await?.ok_or(PaymentError::NotFound),
-        }
-    }
-
-    /// The refunds of a payment visible to `viewer`, oldest first.
-    pub async fn refunds(&self, viewer: Viewer, payment_id: Uuid) -> Result<Vec<Refund>, PaymentError> {
-        self.get(viewer, payment_id).await?;
-        Ok(self.repo.refunds_of(payment_id).await?)
-    }
-
-    async fn call_refund(
-        &self,
-        id: Uuid,
-        attempts_so_far: u32,
-        due_at: Option<DateTime<Utc>>,
-    ) -> Result<Option<Refund>, PaymentError> {
-        let attempt = attempts_so_far + 1;
-        let now = due_at.unwrap_or_else(Utc::now);
-        let next = now.timestamp_millis().saturating_add(millis(self.policy.delay(attempt)));
-        let due_ms = due_at.map(|at| at.timestamp_millis());
-        let Some(work) = self.repo.claim_refund_call(id, attempts_so_far, next, due_ms).await? else {
-            return Ok(None);
-        };
-        let result = self.gateway.refund(&work.payment.payment.provider, &work.request()).await;
-        self.settle_refund(&work, attempt, result).await.map(Some)
-    }
-
-    async fn settle_refund(
-        &self,
-        work: &RefundWork,
-        attempt: u32,
-        result: Result<RefundOutcome, GatewayError>,
-    ) -> Result<Refund, PaymentError> {
-        let id = work.refund.id;
-        let resolution = match result {
-            Ok(outcome) => match outcome.status {
-                ProviderRefundStatus::Succeeded => {
-                    RefundResolution::Succeeded { provider_refund_id: Some(outcome.provider_refund_id) }
-                }
-                ProviderRefundStatus::Pending => {
-                    RefundResolution::Accepted { provider_refund_id: outcome.provider_refund_id }
-                }
-                ProviderRefundStatus::Failed => RefundResolution::Failed {
-                    code: "declined".to_owned(),
-                    message: outcome.failure_reason,
-                    provider_refund_id: Some(outcome.provider_refund_id),
-                },
-            },
-            Err(e) if e.outcome_unknown() => {
-                let give_up = attempt >= self.policy.max_attempts;
-                self.repo.note_refund_unknown(id, &e.to_string(), give_up).await?;
-                tracing::warn!(refund_id = %id, attempt, give_up, code = e.code(), "refund outcome unknown");
-                return self.repo.refund(id).await?.ok_or(PaymentError::NotFound);
-            }
-            Err(e) => RefundResolution::Failed {
-                code: e.code().to_owned(),
-                message: Some(failure_message(&e)),
-                provider_refund_id: None,
-            },
-        };
-        match self.repo.resolve_refund(id, &resolution, None).await? {
-            crate::repo::RefundApplied::Moved { refund, .. } => {
-                tracing::info!(refund_id = %id, status = %refund.status, "refund answered");
-                self.wake_relay();
-                Ok(refund)
-            }
-            crate::repo::RefundApplied::Unchanged { refund, .. } => Ok(refund),
-            _ => Err(PaymentError::NotFound),
-        }
-    }
-
-    /// One reconciliation pass at `now`: every pending payment and refund whose
-    /// `reconcile_after` has passed (at most `limit` of each) is asked about again with the same
-    /// request. Run it periodically (every minute or so) on any number of replicas: each call
-    /// is claimed first, so one payment is asked about by one worker at a time.
-    #[tracing::instrument(name = "payments.reconcile", skip(self))]
-    pub async fn reconcile_due(&self, now: DateTime<Utc>, limit: u32) -> Result<ReconcileReport, PaymentError> {
-        let mut report = ReconcileReport::default();
-        for (id, attempts) in self.repo.due_payments(now.timestamp_millis(), limit).await? {
-            let attempts = u32::try_from(attempts).unwrap_or(0);
-            let Some(payment) = self.process(id, attempts, Some(now)).await? else { continue };
-            report.payments_checked += 1;
-            if payment.status != PaymentStatus::Pending {
-                report.payments_resolved += 1;
-            } else if payment.needs_attention {
-                report.payments_flagged += 1;
-            }
-        }
-        for (id, attempts) in self.repo.due_refunds(now.timestamp_millis(), limit).await? {
-            let attempts = u32::try_from(attempts).unwrap_or(0);
-            let Some(refund) = self.call_refund(id, attempts, Some(now)).await? else { continue };
-            report.refunds_checked += 1;
-            if refund.status != crate::RefundStatus::Pending || refund.reconcile_after.is_none() {
-                report.refunds_resolved += 1;
-            } else if refund.needs_attention {
-                report.refunds_flagged += 1;
-            }
-        }
-        Ok(report)
-    }
-
-    /// Payments flagged for an operator (staff only), oldest first: reconciliation gave up, a
-    /// provider's answer or webhook amount contradicted the record, or a dispute was opened.
-    pub async fn needing_attention(&self, viewer: Viewer, limit: u32) -> Result<Vec<Payment>, PaymentError> {
-        if !viewer.is_staff {
-            return Err(PaymentError::Forbidden);
-        }
-        Ok(self.repo.needing_attention(limit.clamp(1, MAX_PAGE)).await?)
-    }
-
-    /// Puts a flagged payment back into reconciliation, due now (staff only); `false` when
-    /// it was not flagged.
-    pub async fn retry_reconciliation(&self, viewer: Viewer, id: Uuid) -> Result<bool, PaymentError> {
-        if !viewer.is_staff {
-            return Err(PaymentError::Forbidden);
-        }
-        Ok(self.repo.requeue_payment(id, Utc::now().timestamp_millis()).await?)
-    }
-
-    /// Clears the operator flag of a payment that is not pending (a dispute or contradiction
-    /// dealt with) (staff only); `false` when it was not flagged. Pending payments go back to
-    /// reconciliation with [`Self::retry_reconciliation`] instead.
-    pub async fn clear_attention(&self, viewer: Viewer, id: Uuid) -> Result<bool, PaymentError> {
-        if !viewer.is_staff {
-            return Err(PaymentError::Forbidden);
-        }
-        Ok(self.repo.clear_flag(id).await?)
-    }
-
-    /// Sets how a lease's installments are collected, from
-    /// `{"provider": "bank", "payment_method": <token or SEPA mandate>}` (the lease's owner or
-    /// staff). Card numbers are refused like everywhere else.
-    pub async fn set_payment_method(
-        &self,
-        viewer: Viewer,
-        lease_id: Uuid,
-        body: &serde_json::Value,
-        today: NaiveDate,
-    ) -> Result<LeasePaymentMethod, PaymentError> {
-        let (provider, method) = parse_lease_payment_method(body, today)?;
-        self.set_payment_method_parsed(viewer, lease_id, &provider, &method).await
-    }
-
-    pub async fn set_payment_method_parsed(
-        &self,
-        viewer: Viewer,
-        lease_id: Uuid,
-        provider: &ProviderName,
-        method: &PaymentMethod,
-    ) -> Result<LeasePaymentMethod, PaymentError> {
-        self.visible_lease(viewer, lease_id).await?;
-        let updated_at = self.repo.set_lease_method(lease_id, provider.as_str(), &method.wire()).await?;
-        tracing::info!(%lease_id, %provider, kind = method.kind(), "lease payment method set");
-        Ok(LeasePaymentMethod { lease_id, provider: provider.to_string(), method: method.clone(), updated_at })
-    }
-
-    /// The lease's payment method, if set (the lease's owner or staff).
-    pub async fn payment_method(
-        &self,
-        viewer: Viewer,
-        lease_id: Uuid,
-    ) -> Result<Option<LeasePaymentMethod>, PaymentError> {
-        self.visible_lease(viewer, lease_id).await?;
-        Ok(self.repo.lease_method(lease_id).await?)
-    }
-
-    /// Removes the lease's payment method; `false` when none was set.
-    pub async fn remove_payment_method(&self, viewer: Viewer, lease_id: Uuid) -> Result<bool, PaymentError> {
-        self.visible_lease(viewer, lease_id).await?;
-        Ok(self.repo.remove_lease_method(lease_id).await?)
-    }
 }
 
-fn outcome_transition(outcome: PaymentOutcome) -> Transition {
+pub(crate) fn outcome_transition(outcome: PaymentOutcome) -> Transition {
     let target = match outcome.status {
         ProviderPaymentStatus::Succeeded => PaymentStatus::Succeeded,
         ProviderPaymentStatus::Processing => PaymentStatus::Processing,
@@ -648,8 +438,17 @@ fn outcome_transition(outcome: PaymentOutcome) -> Transition {
     }
 }
 
+/// A refusal at `process`: the payment fails with the provider's code.
+pub(crate) fn refusal_transition(e: &GatewayError) -> Transition {
+    Transition {
+        target: Some(PaymentStatus::Failed),
+        failure: Some((e.code().to_owned(), Some(failure_message(e)))),
+        ..Transition::default()
+    }
+}
+
 /// A refusal at `validate`, before anything was written.
-fn validation_error(e: GatewayError) -> PaymentError {
+pub(crate) fn validation_error(e: GatewayError) -> PaymentError {
     match e {
         GatewayError::UnknownProvider(_) => {
             ValidationError::single("provider", "no such payment provider is installed").into()
@@ -666,7 +465,7 @@ fn validation_error(e: GatewayError) -> PaymentError {
 }
 
 /// The stored `failure_message` of a refusal: what the provider said, safe to show.
-fn failure_message(e: &GatewayError) -> String {
+pub(crate) fn failure_message(e: &GatewayError) -> String {
     match e {
         GatewayError::Declined(reason) => reason.clone(),
         GatewayError::InvalidRequest { field, reason } => format!("{}: {reason}", request_field(field)),

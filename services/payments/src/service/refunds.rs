@@ -1,0 +1,131 @@
+//! Refunds: reserved against the payment before the provider is called, so concurrent
+//! refunds never exceed what was captured.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Conflict, PaymentError, PaymentService, failure_message, millis};
+use crate::gateway::{GatewayError, ProviderRefundStatus, RefundOutcome};
+use crate::idempotency::Claim;
+use crate::input::{NewRefund, ValidationError};
+use crate::record::Refund;
+use crate::repo::{NewRefundRow, RefundResolution, RefundWork, ReserveError};
+use lessor_leases::Viewer;
+
+impl PaymentService {
+    /// Refunds (part of) a payment (staff only). The amount is reserved against the payment
+    /// before the provider is called, inside one transaction, so concurrent refunds never
+    /// exceed what was captured: one that would is refused with a field error on `amount`.
+    /// Like `create`, once the refund row exists the result is `Ok(refund)` whatever the
+    /// provider said (`pending` when its outcome is unknown: reconciliation asks again).
+    #[tracing::instrument(name = "payments.refund", skip_all, fields(payment_id = %payment_id, refund_id))]
+    pub async fn refund(
+        &self,
+        viewer: Viewer,
+        payment_id: Uuid,
+        new: &NewRefund,
+        claim: Option<&Claim>,
+    ) -> Result<Refund, PaymentError> {
+        if !viewer.is_staff {
+            return Err(PaymentError::Forbidden);
+        }
+        if let Some(id) = claim.and_then(Claim::recovered) {
+            return self.repo.refund(id).await?.ok_or(PaymentError::NotFound);
+        }
+        let refund_id = Uuid::new_v4();
+        tracing::Span::current().record("refund_id", tracing::field::display(refund_id));
+        let key = crate::repo::refund_key(refund_id);
+        let first_check = Utc::now().timestamp_millis().saturating_add(millis(self.policy.delay(1)));
+        let row = NewRefundRow {
+            id: refund_id,
+            payment_id,
+            amount: new.amount,
+            reason: new.reason.as_deref(),
+            idempotency_key: &key,
+            reconcile_after: first_check,
+        };
+        let (refund, _) = self.repo.reserve_refund(&row, claim).await.map_err(|e| match e {
+            ReserveError::NotFound => PaymentError::NotFound,
+            ReserveError::NotRefundable(status) => Conflict::NotRefundable(status).into(),
+            ReserveError::Exceeds { available } => ValidationError::single(
+                "amount",
+                format!("exceeds what can still be refunded ({available} minor units)"),
+            )
+            .into(),
+            ReserveError::ClaimLost => Conflict::KeyTakenOver.into(),
+            ReserveError::Repo(e) => PaymentError::from(e),
+        })?;
+        tracing::info!(amount = refund.amount, "refund reserved, pending");
+        match self.call_refund(refund.id, refund.attempts, None).await? {
+            Some(refund) => Ok(refund),
+            None => self.repo.refund(refund_id).await?.ok_or(PaymentError::NotFound),
+        }
+    }
+
+    /// The refunds of a payment visible to `viewer`, oldest first.
+    pub async fn refunds(&self, viewer: Viewer, payment_id: Uuid) -> Result<Vec<Refund>, PaymentError> {
+        self.get(viewer, payment_id).await?;
+        Ok(self.repo.refunds_of(payment_id).await?)
+    }
+
+    pub(crate) async fn call_refund(
+        &self,
+        id: Uuid,
+        attempts_so_far: u32,
+        due_at: Option<DateTime<Utc>>,
+    ) -> Result<Option<Refund>, PaymentError> {
+        let attempt = attempts_so_far + 1;
+        let now = due_at.unwrap_or_else(Utc::now);
+        let next = now.timestamp_millis().saturating_add(millis(self.policy.delay(attempt)));
+        let due_ms = due_at.map(|at| at.timestamp_millis());
+        let Some(work) = self.repo.claim_refund_call(id, attempts_so_far, next, due_ms).await? else {
+            return Ok(None);
+        };
+        let result = self.gateway.refund(&work.payment.payment.provider, &work.request()).await;
+        self.settle_refund(&work, attempt, result).await.map(Some)
+    }
+
+    async fn settle_refund(
+        &self,
+        work: &RefundWork,
+        attempt: u32,
+        result: Result<RefundOutcome, GatewayError>,
+    ) -> Result<Refund, PaymentError> {
+        let id = work.refund.id;
+        let resolution = match result {
+            Ok(outcome) => match outcome.status {
+                ProviderRefundStatus::Succeeded => {
+                    RefundResolution::Succeeded { provider_refund_id: Some(outcome.provider_refund_id) }
+                }
+                ProviderRefundStatus::Pending => {
+                    RefundResolution::Accepted { provider_refund_id: outcome.provider_refund_id }
+                }
+                ProviderRefundStatus::Failed => RefundResolution::Failed {
+                    code: "declined".to_owned(),
+                    message: outcome.failure_reason,
+                    provider_refund_id: Some(outcome.provider_refund_id),
+                },
+            },
+            Err(e) if e.outcome_unknown() => {
+                let give_up = attempt >= self.policy.max_attempts;
+                self.repo.note_refund_unknown(id, &e.to_string(), give_up).await?;
+                tracing::warn!(refund_id = %id, attempt, give_up, code = e.code(), "refund outcome unknown");
+                return self.repo.refund(id).await?.ok_or(PaymentError::NotFound);
+            }
+            Err(e) => RefundResolution::Failed {
+                code: e.code().to_owned(),
+                message: Some(failure_message(&e)),
+                provider_refund_id: None,
+            },
+        };
+        match self.repo.resolve_refund(id, &resolution, None).await? {
+            crate::repo::RefundApplied::Moved { refund, .. } => {
+                tracing::info!(refund_id = %id, status = %refund.status, "refund answered");
+                self.wake_relay();
+                Ok(refund)
+            }
+            crate::repo::RefundApplied::Unchanged { refund, .. } => Ok(refund),
+            _ => Err(PaymentError::NotFound),
+        }
+    }
+}
