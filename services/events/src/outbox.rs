@@ -53,6 +53,13 @@ pub trait EventConn: Send {
     async fn mark_handled(&mut self, group: &str, event_id: Uuid) -> Result<bool, sqlx::Error>;
 }
 
+/// The unpublished rows of stream `$1` (as a `FROM` item): the unsequenced ones and the
+/// sequenced, unpublished ones, each read through its partial index. A plain
+/// `published_at IS NULL` matches neither index's predicate and scans the whole table.
+pub(crate) const UNPUBLISHED: &str = "(SELECT created_at FROM event_outbox WHERE stream = $1 AND seq IS NULL \
+     UNION ALL SELECT created_at FROM event_outbox WHERE stream = $1 AND seq IS NOT NULL AND published_at IS NULL) \
+     AS unpublished";
+
 const INSERT_EVENT: &str =
     "INSERT INTO event_outbox (stream, event_id, event_type, payload, created_at) VALUES ($1, $2, $3, $4, $5)";
 pub(crate) const MARK_HANDLED: &str = "INSERT INTO event_handled (group_name, event_id, handled_at) VALUES ($1, $2, $3) \
@@ -170,11 +177,12 @@ impl Outbox {
     }
 
     pub async fn stats(&self, stream: &str) -> Result<OutboxStats, OutboxError> {
-        let sql = "SELECT COUNT(*), MIN(created_at), \
-                   (SELECT COALESCE(MAX(last_seq), 0) FROM event_streams WHERE stream = $1) \
-                   FROM event_outbox WHERE stream = $1 AND published_at IS NULL";
+        let sql = format!(
+            "SELECT COUNT(*), MIN(created_at), \
+             (SELECT COALESCE(MAX(last_seq), 0) FROM event_streams WHERE stream = $1) FROM {UNPUBLISHED}"
+        );
         let (unpublished, oldest_unpublished, last_seq): (i64, Option<i64>, i64) =
-            on_db!(&self.db, pool => sqlx::query_as(sql).bind(stream).fetch_one(pool).await)?;
+            on_db!(&self.db, pool => sqlx::query_as(&sql).bind(stream).fetch_one(pool).await)?;
         Ok(OutboxStats { unpublished, oldest_unpublished, last_seq })
     }
 

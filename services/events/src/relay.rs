@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use lessor_store::{Db, on_db};
 use tokio::sync::Notify;
 
-use crate::outbox::{ENTRY_COLUMNS, OutboxEntry, valid_stream};
+use crate::outbox::{ENTRY_COLUMNS, OutboxEntry, UNPUBLISHED, valid_stream};
 use crate::{backoff, now_ms};
 
 /// Where the relay publishes.
@@ -401,7 +401,7 @@ impl Relay {
     }
 
     async fn oldest_unpublished(&self) -> Result<Option<i64>, RelayError> {
-        let sql = "SELECT MIN(created_at) FROM event_outbox WHERE stream = $1 AND published_at IS NULL";
-        Ok(on_db!(&self.db, pool => sqlx::query_scalar(sql).bind(&self.config.stream).fetch_one(pool).await)?)
+        let sql = format!("SELECT MIN(created_at) FROM {UNPUBLISHED}");
+        Ok(on_db!(&self.db, pool => sqlx::query_scalar(&sql).bind(&self.config.stream).fetch_one(pool).await)?)
     }
 }
