@@ -1,7 +1,9 @@
 //! Payments per second end to end on PostgreSQL, beside pgbench doing the same SQL transaction.
 //!
 //! `cargo bench -p host --bench payments` (env: `PAYMENTS_BENCH_CONCURRENCY`, default 8;
-//! `PAYMENTS_BENCH_SECS`, default 10; `TEST_POSTGRES_URL`).
+//! `PAYMENTS_BENCH_SECS` per phase, default 10; `PAYMENTS_BENCH_ROUNDS`, default 3;
+//! `PAYMENTS_BENCH_POOL`, the host's database connections, default concurrency + 2;
+//! `TEST_POSTGRES_URL`). Each round runs the host, then pgbench; the median round is reported.
 //!
 //! 1. The host: `POST /api/v1/payments` over a real socket with an `Idempotency-Key`, through
 //!    auth, the idempotency store, the payments service, the `echo` provider plugin in its
@@ -64,13 +66,17 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn main() {
     let concurrency = env_or("PAYMENTS_BENCH_CONCURRENCY", 8) as usize;
     let seconds = env_or("PAYMENTS_BENCH_SECS", 10);
+    let rounds = env_or("PAYMENTS_BENCH_ROUNDS", 3).max(1) as usize;
     let pg = PgTestDb::create("lessor_bench").await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::defaults();
     config.addr = "127.0.0.1:0".parse().unwrap();
     config.data_dir = dir.path().to_path_buf();
     config.database = DatabaseTarget::from_config(Some(&pg.url), dir.path()).unwrap();
-    config.database_max_connections = 16;
+    // Every request holds at most one connection at a time: one each, and two for the relay and
+    // the other background tasks (pgbench opens one per client).
+    let pool = env_or("PAYMENTS_BENCH_POOL", concurrency as u64 + 2) as u32;
+    config.database_max_connections = pool;
     config.log_level = "warn".into();
     config.collection_interval = None;
     config.reconcile_interval = Duration::from_secs(3600);
@@ -115,68 +121,48 @@ async fn main() {
         .unwrap();
     assert_eq!(activated.status(), 200);
 
-    // Phase 1: the host, end to end.
-    let running = Arc::new(AtomicBool::new(true));
-    let failures = Arc::new(AtomicU64::new(0));
-    let mut workers = Vec::new();
-    let warmup_until = Instant::now() + Duration::from_secs(1);
-    for w in 0..concurrency {
-        let (client, base, customer, lease_id, running, failures) =
-            (client.clone(), base.clone(), customer.clone(), lease_id.clone(), running.clone(), failures.clone());
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut n = 0u64;
-            while running.load(Ordering::Relaxed) {
-                n += 1;
-                let body = json!({"lease_id": lease_id, "amount": 1000 + n as i64, "currency": "EUR",
-                                  "provider": "echo", "payment_method": "tok_bench"});
-                let started = Instant::now();
-                let response = client
-                    .post(format!("{base}/api/v1/payments"))
-                    .bearer_auth(&customer)
-                    .header("idempotency-key", format!("bench-{w}-{n}"))
-                    .json(&body)
-                    .send()
-                    .await;
-                let ok = match response {
-                    Ok(r) if r.status() == 201 => r.json::<Value>().await.is_ok_and(|p| p["status"] == "succeeded"),
-                    _ => false,
-                };
-                if !ok {
-                    failures.fetch_add(1, Ordering::Relaxed);
-                } else if started >= warmup_until {
-                    latencies.push(started.elapsed());
-                }
-            }
-            latencies
-        }));
+    let script = dir.path().join("payment.sql");
+    std::fs::write(&script, PGBENCH_SCRIPT).unwrap();
+    let host = HostLoad { client, base, customer, lease_id: lease_id.clone(), concurrency, seconds };
+    let pgbench = Pgbench { script, concurrency, seconds, lease_id, owner_id, url: pg.url.clone() };
+
+    // Rounds of the host then pgbench, so both see the tables at about the same size and the
+    // machine in about the same state; the median round is the figure.
+    let mut ratios = Vec::new();
+    let (mut host_rates, mut pg_rates) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let (rate, p50, p99, failed) = host.run(round).await;
+        let tps = pgbench.run();
+        println!(
+            "round {round}: host {rate:.0} payments/s (p50 {:.2} ms, p99 {:.2} ms, {failed} failed); \
+             pgbench {tps:.0} transactions/s; host / pgbench = {:.2}",
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3,
+            rate / tps
+        );
+        host_rates.push(rate);
+        pg_rates.push(tps);
+        ratios.push(rate / tps);
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let measured_from = Instant::now();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    running.store(false, Ordering::Relaxed);
-    let mut latencies = Vec::new();
-    for w in workers {
-        latencies.extend(w.await.unwrap());
-    }
-    let elapsed = measured_from.elapsed().as_secs_f64();
-    latencies.sort();
-    let host_rate = latencies.len() as f64 / elapsed;
     println!(
-        "host: {} payments in {elapsed:.1} s at concurrency {concurrency}: {host_rate:.0} payments/s; latency p50 {:.2} ms, p99 {:.2} ms; {} failed",
-        latencies.len(),
-        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-        failures.load(Ordering::Relaxed)
+        "median of {rounds} rounds at concurrency {concurrency} (host pool {pool} connections, {seconds} s each): \
+         host {:.0} payments/s, pgbench {:.0} transactions/s, host / pgbench = {:.2}",
+        median(&mut host_rates),
+        median(&mut pg_rates),
+        median(&mut ratios)
     );
     let _ = stop.send(());
     let _ = server.await;
+    drop(pg);
+}
 
-    // Phase 2: pgbench, the same transaction in SQL, same concurrency, same database.
-    let script = dir.path().join("payment.sql");
-    std::fs::write(
-        &script,
-        r#"\set amount random(100, 100000)
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// pgbench's transaction: what the host commits for a payment, in plain SQL.
+const PGBENCH_SCRIPT: &str = r#"\set amount random(100, 100000)
 SELECT gen_random_uuid() AS pid, gen_random_uuid() AS eid \gset
 BEGIN;
 INSERT INTO payments (id, lease_id, owner_id, amount, currency, provider, payment_method, idempotency_key, status, created_at, updated_at)
@@ -186,23 +172,98 @@ UPDATE payments SET status = 'succeeded', provider_tx_id = 'echo-:pid', process_
 INSERT INTO event_outbox (stream, event_id, event_type, payload, created_at)
     VALUES ('payments', ':eid', 'payment.completed', '{"schema":"lessor.event/1","id":":eid","type":"payment.completed","data":{"payment_id":":pid"}}', 0);
 COMMIT;
-"#,
-    )
-    .unwrap();
-    let output = std::process::Command::new("pgbench")
-        .args(["-n", "-c", &concurrency.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
-        .arg(&script)
-        .args(["-D", &format!("lease={lease_id}"), "-D", &format!("owner={owner_id}"), &pg.url])
-        .output()
-        .expect("pgbench (postgresql-client)");
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "pgbench failed: {text}{}", String::from_utf8_lossy(&output.stderr));
-    let tps: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("tps = ").and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse().ok()))
-        .expect("pgbench prints tps");
-    let failed_line = text.lines().find(|l| l.contains("failed")).unwrap_or("").trim().to_owned();
-    println!("pgbench: {tps:.0} transactions/s at concurrency {concurrency} ({failed_line})");
-    println!("host / pgbench = {:.2}", host_rate / tps);
-    drop(pg);
+"#;
+
+/// `concurrency` clients posting payments to the host, each with its own idempotency keys.
+struct HostLoad {
+    client: reqwest::Client,
+    base: String,
+    customer: String,
+    lease_id: String,
+    concurrency: usize,
+    seconds: u64,
+}
+
+impl HostLoad {
+    /// Payments per second, latency p50 and p99, failures; one second of warm-up first.
+    async fn run(&self, round: usize) -> (f64, Duration, Duration, u64) {
+        let running = Arc::new(AtomicBool::new(true));
+        let failures = Arc::new(AtomicU64::new(0));
+        let warmup_until = Instant::now() + Duration::from_secs(1);
+        let mut workers = Vec::new();
+        for w in 0..self.concurrency {
+            let (client, base, customer, lease_id) =
+                (self.client.clone(), self.base.clone(), self.customer.clone(), self.lease_id.clone());
+            let (running, failures) = (running.clone(), failures.clone());
+            workers.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut n = 0u64;
+                while running.load(Ordering::Relaxed) {
+                    n += 1;
+                    let body = json!({"lease_id": lease_id, "amount": 1000 + n as i64, "currency": "EUR",
+                                      "provider": "echo", "payment_method": "tok_bench"});
+                    let started = Instant::now();
+                    let response = client
+                        .post(format!("{base}/api/v1/payments"))
+                        .bearer_auth(&customer)
+                        .header("idempotency-key", format!("bench-{round}-{w}-{n}"))
+                        .json(&body)
+                        .send()
+                        .await;
+                    let ok = match response {
+                        Ok(r) if r.status() == 201 => r.json::<Value>().await.is_ok_and(|p| p["status"] == "succeeded"),
+                        _ => false,
+                    };
+                    if !ok {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    } else if started >= warmup_until {
+                        latencies.push(started.elapsed());
+                    }
+                }
+                latencies
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let measured_from = Instant::now();
+        tokio::time::sleep(Duration::from_secs(self.seconds)).await;
+        running.store(false, Ordering::Relaxed);
+        let mut latencies = Vec::new();
+        for w in workers {
+            latencies.extend(w.await.unwrap());
+        }
+        let elapsed = measured_from.elapsed().as_secs_f64();
+        latencies.sort();
+        let rate = latencies.len() as f64 / elapsed;
+        (rate, percentile(&latencies, 0.5), percentile(&latencies, 0.99), failures.load(Ordering::Relaxed))
+    }
+}
+
+/// pgbench with [`PGBENCH_SCRIPT`] at the same concurrency against the same database.
+struct Pgbench {
+    script: std::path::PathBuf,
+    concurrency: usize,
+    seconds: u64,
+    lease_id: String,
+    owner_id: String,
+    url: String,
+}
+
+impl Pgbench {
+    fn run(&self) -> f64 {
+        let output = std::process::Command::new("pgbench")
+            .args(["-n", "-c", &self.concurrency.to_string(), "-j", "2", "-T", &self.seconds.to_string(), "-f"])
+            .arg(&self.script)
+            .args(["-D", &format!("lease={}", self.lease_id), "-D", &format!("owner={}", self.owner_id), &self.url])
+            .output()
+            .expect("pgbench (postgresql-client)");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "pgbench failed: {text}{}", String::from_utf8_lossy(&output.stderr));
+        let failed = text.lines().find(|l| l.contains("number of failed")).unwrap_or("").trim().to_owned();
+        assert!(failed.is_empty() || failed.contains(": 0 "), "pgbench transactions failed: {failed}");
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("tps = ").and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse().ok())
+            })
+            .expect("pgbench prints tps")
+    }
 }
