@@ -297,9 +297,10 @@ impl Config {
             wallet_id: raw.ton_wallet_id,
             poll_interval_ms: raw.ton_poll_interval_ms,
             message_ttl_secs: raw.ton_message_ttl_secs,
+            derived: Default::default(),
         };
         if chain.enabled() {
-            // Checks every ton_* value (and derives the wallet once) before anything starts.
+            // Checks every ton_* value and derives the wallet (kept for the worker) before anything starts.
             chain.settings().map_err(|e| {
                 let key = e.env.strip_prefix(ENV_PREFIX).unwrap_or(e.env).to_lowercase();
                 invalid(&key, e.reason)

@@ -52,6 +52,51 @@ pub struct ChainConfig {
     pub poll_interval_ms: Option<u64>,
     /// How long a signed message stays valid (`valid_until = now + ttl`; default 60).
     pub message_ttl_secs: Option<u64>,
+    /// The wallet [`Self::settings`] derived last, shared by clones: deriving it is slow on
+    /// purpose (PBKDF2), and a host checks its configuration before it starts the worker.
+    #[serde(skip)]
+    pub derived: DerivedWallet,
+}
+
+/// The last wallet derived from a configuration, with what it was derived from.
+#[derive(Clone, Default)]
+pub struct DerivedWallet(Arc<std::sync::Mutex<Option<(WalletInputs, Arc<OperatorWallet>)>>>);
+
+impl std::fmt::Debug for DerivedWallet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DerivedWallet")
+    }
+}
+
+struct WalletInputs {
+    mnemonic: SecretString,
+    version: WalletVersion,
+    network: Network,
+    wallet_id: Option<i32>,
+}
+
+impl WalletInputs {
+    fn same(&self, other: &WalletInputs) -> bool {
+        self.mnemonic.expose_secret() == other.mnemonic.expose_secret()
+            && (self.version, self.network, self.wallet_id) == (other.version, other.network, other.wallet_id)
+    }
+}
+
+impl DerivedWallet {
+    /// The wallet of `inputs`: the one derived before if it was from the same inputs.
+    fn get_or_derive(
+        &self,
+        inputs: WalletInputs,
+        derive: impl FnOnce(&WalletInputs) -> Result<OperatorWallet, ConfigError>,
+    ) -> Result<Arc<OperatorWallet>, ConfigError> {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, wallet)) = slot.as_ref().filter(|(before, _)| before.same(&inputs)) {
+            return Ok(wallet.clone());
+        }
+        let wallet = Arc::new(derive(&inputs)?);
+        *slot = Some((inputs, wallet.clone()));
+        Ok(wallet)
+    }
 }
 
 /// A configuration value that cannot be used; names the variable.
@@ -158,6 +203,7 @@ impl ChainConfig {
             wallet_id,
             poll_interval_ms: number(ENV_POLL_INTERVAL_MS)?,
             message_ttl_secs: number(ENV_MESSAGE_TTL_SECS)?,
+            derived: DerivedWallet::default(),
         })
     }
 
@@ -231,9 +277,12 @@ impl ChainConfig {
         let mnemonic =
             self.mnemonic.as_ref().ok_or_else(|| invalid(ENV_MNEMONIC, "required when the chain worker is on"))?;
         check_mnemonic_words(mnemonic).map_err(|e| invalid(ENV_MNEMONIC, e))?;
-        let wallet = OperatorWallet::from_mnemonic(mnemonic, version, network, wallet_id)
-            .map_err(|e| invalid(ENV_MNEMONIC, e))?;
-        Ok(Some(ChainSettings { api, wallet: Arc::new(wallet), recipient, amount_nanoton, network, timing }))
+        let inputs = WalletInputs { mnemonic: mnemonic.clone(), version, network, wallet_id };
+        let wallet = self.derived.get_or_derive(inputs, |i| {
+            OperatorWallet::from_mnemonic(&i.mnemonic, i.version, i.network, i.wallet_id)
+                .map_err(|e| invalid(ENV_MNEMONIC, e))
+        })?;
+        Ok(Some(ChainSettings { api, wallet, recipient, amount_nanoton, network, timing }))
     }
 }
 
@@ -294,6 +343,22 @@ mod tests {
         assert!(settings.recipient.bounce);
         let shown = format!("{raw:?} {settings:?}");
         assert!(!shown.contains("fancy") && !shown.contains("k3y-secret"), "{shown}");
+    }
+
+    #[test]
+    fn the_wallet_is_derived_once_per_mnemonic_and_version() {
+        let checked = config(&full(&[])).unwrap();
+        let first = checked.settings().unwrap().unwrap().wallet;
+        // A clone (the host's configuration, handed to the worker) finds it derived.
+        let started = checked.clone().settings().unwrap().unwrap().wallet;
+        assert!(Arc::ptr_eq(&first, &started));
+        // Changed inputs derive again.
+        let mut other = checked.clone();
+        other.wallet_version = Some("v5r1".into());
+        let v5 = other.settings().unwrap().unwrap().wallet;
+        assert!(!Arc::ptr_eq(&first, &v5));
+        assert_eq!(v5.version(), WalletVersion::V5R1);
+        assert_ne!(v5.address(), first.address());
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub mod wallet;
 pub mod worker;
 
 pub use api::{ApiError, TonApi, ToncenterClient};
-pub use config::{ApiSettings, ChainConfig, ChainSettings, ConfigError, Timing};
+pub use config::{ApiSettings, ChainConfig, ChainSettings, ConfigError, DerivedWallet, Timing};
 pub use metrics::ChainMetrics;
 pub use pipeline::{ChainError, ChainPipeline, Check, Pass, SendOutcome};
 pub use receipt::Receipt;
