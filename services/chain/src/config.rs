@@ -60,7 +60,10 @@ pub struct ChainConfig {
 
 /// The last wallet derived from a configuration, with what it was derived from.
 #[derive(Clone, Default)]
-pub struct DerivedWallet(Arc<std::sync::Mutex<Option<(WalletInputs, Arc<OperatorWallet>)>>>);
+pub struct DerivedWallet(Arc<std::sync::Mutex<Option<Derived>>>);
+
+/// A wallet and what it was derived from.
+type Derived = (WalletInputs, Arc<OperatorWallet>);
 
 impl std::fmt::Debug for DerivedWallet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
