@@ -363,20 +363,18 @@ impl IdempotencyStore {
 
     /// A claim of a key that is not stored yet, for a caller that writes the key's row itself
     /// in the transaction of its work (`in_flight`, with the returned lock and times, in
-    /// epoch milliseconds), as [`Self::begin`] would have.
+    /// epoch milliseconds), as [`Self::begin`] would have. Its expiry is set for good: the
+    /// TTL counted from the end of the lock, so a key answered while its claim holds is kept
+    /// at least the TTL after its answer without another write of the index on `expires_at`.
     pub(crate) fn fresh_claim(&self, scope: &Scope, key: &IdempotencyKey, now: DateTime<Utc>) -> (Claim, ClaimTimes) {
         let now_ms = now.timestamp_millis();
+        let locked_until = now_ms.saturating_add(millis(self.config.lock_timeout));
         let times = ClaimTimes {
-            locked_until: now_ms.saturating_add(millis(self.config.lock_timeout)),
+            locked_until,
             created_at: now_ms,
-            expires_at: now_ms.saturating_add(millis(self.config.ttl)),
+            expires_at: locked_until.saturating_add(millis(self.config.ttl)),
         };
         (Claim { scope: scope.clone(), key: key.clone(), token: Uuid::new_v4(), recovered: None }, times)
-    }
-
-    /// When a key answered at `now` expires, as [`Self::complete`] sets it.
-    pub(crate) fn answer_expiry(&self, now: DateTime<Utc>) -> i64 {
-        now.timestamp_millis().saturating_add(millis(self.config.ttl))
     }
 
     /// Stores the response to replay. [`IdempotencyError::LostClaim`] when the claim was

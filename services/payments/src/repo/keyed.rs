@@ -30,12 +30,11 @@ pub(crate) struct KeyClaim<'a> {
     pub expires_at: i64,
 }
 
-/// The answer stored under the key for replays.
+/// The answer stored under the key for replays (its expiry was set when it was claimed).
 pub(crate) struct KeyAnswer<'a> {
     pub claim: &'a Claim,
     pub status: u16,
     pub body: &'a str,
-    pub expires_at: i64,
 }
 
 /// What [`Repo::finish_keyed`] did.
@@ -70,8 +69,7 @@ const MOVE_PENDING: &str = "UPDATE payments SET status = $2, provider_tx_id = $3
      WHERE id = $1 AND status = 'pending' AND process_attempts = 1 AND needs_attention = FALSE";
 
 const COMPLETE_KEY: &str = "UPDATE idempotency_keys SET state = 'completed', response_status = $1, \
-     response_body = $2, expires_at = $3 \
-     WHERE scope = $4 AND idempotency_key = $5 AND lock_token = $6 AND state = 'in_flight'";
+     response_body = $2 WHERE scope = $3 AND idempotency_key = $4 AND lock_token = $5 AND state = 'in_flight'";
 
 impl Repo {
     /// Opens a payment under a new idempotency key: the key `in_flight` linked to the payment,
@@ -212,8 +210,8 @@ impl Repo {
                      event AS (INSERT INTO event_outbox (stream, event_id, event_type, payload, created_at) \
                                SELECT $9, $10, $11, $12, $13 FROM moved WHERE $10 IS NOT NULL), \
                      done AS (UPDATE idempotency_keys SET state = 'completed', response_status = $14, \
-                              response_body = $15, expires_at = $16 \
-                              WHERE scope = $17 AND idempotency_key = $18 AND lock_token = $19 \
+                              response_body = $15 \
+                              WHERE scope = $16 AND idempotency_key = $17 AND lock_token = $18 \
                               AND state = 'in_flight' AND EXISTS (SELECT 1 FROM moved) RETURNING 1) \
                      SELECT (SELECT COUNT(*) FROM moved), (SELECT COUNT(*) FROM done), \
                      set_config('synchronous_commit', 'off', true)"
@@ -234,7 +232,6 @@ impl Repo {
                     .bind(chrono::Utc::now().timestamp_millis())
                     .bind(status)
                     .bind(answer.body)
-                    .bind(answer.expires_at)
                     .bind(c.scope.as_str())
                     .bind(c.key.as_str())
                     .bind(c.token)
@@ -267,7 +264,6 @@ impl Repo {
                 let done = sqlx::query(COMPLETE_KEY)
                     .bind(status)
                     .bind(answer.body)
-                    .bind(answer.expires_at)
                     .bind(c.scope.as_str())
                     .bind(c.key.as_str())
                     .bind(c.token)

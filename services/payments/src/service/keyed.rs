@@ -149,7 +149,7 @@ impl PaymentService {
                     Ok(outcome) => outcome_transition(outcome),
                     Err(e) => refusal_transition(&e),
                 };
-                if let Some(answer) = self.finish_express(&work, &change, request.keys, &claim, render).await? {
+                if let Some(answer) = self.finish_express(&work, &change, &claim, render).await? {
                     return Ok(Some(answer));
                 }
                 self.apply_outcome(payment_id, &change).await?
@@ -164,7 +164,6 @@ impl PaymentService {
         &self,
         work: &PaymentWork,
         change: &Transition,
-        keys: &IdempotencyStore,
         claim: &Claim,
         render: &R,
     ) -> Result<Option<KeyedAnswer>, PaymentError>
@@ -177,7 +176,7 @@ impl PaymentService {
         let next = moved(&work.payment, target, change, now_micros());
         let body = render(&next)?;
         let event = event_for(&next);
-        let answer = KeyAnswer { claim, status: CREATED, body: &body, expires_at: keys.answer_expiry(Utc::now()) };
+        let answer = KeyAnswer { claim, status: CREATED, body: &body };
         let finished = self.repo.finish_keyed(&next, event.as_ref(), &answer).await?;
         if finished != Finished::NotPending {
             tracing::info!(payment_id = %next.id, from = %PaymentStatus::Pending, to = %next.status, "payment status changed");

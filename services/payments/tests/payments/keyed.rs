@@ -105,6 +105,11 @@ async fn a_keyed_payment_is_stored_with_its_event_and_answer_and_replays(engine:
     assert_eq!(key_row(&t.db).await, vec![("completed".into(), Some(paid.id), Some(201), Some(answer.clone()))]);
     assert_eq!((gateway.process_calls().len(), gateway.charges()), (1, 1));
     assert_eq!(gateway.validate_calls(), 1, "two writes, no detour through the general path");
+    let expires: i64 = on_db!(&t.db, pool => sqlx::query_scalar("SELECT expires_at FROM idempotency_keys")
+        .fetch_one(pool).await)
+    .unwrap();
+    let day_after_answer = (Utc::now() + chrono::Duration::hours(24)).timestamp_millis();
+    assert!(expires >= day_after_answer, "the key is kept at least 24 h after its answer");
 
     // A retry replays the stored answer; the same key with another body is refused.
     match keyed.create(&service, customer, "order-1", &request).await.unwrap() {
