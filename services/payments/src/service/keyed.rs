@@ -13,8 +13,7 @@ use chrono::Utc;
 use lessor_leases::{Viewer, now_micros};
 use uuid::Uuid;
 
-use super::{Conflict, PaymentError, PaymentService, millis, outcome_transition, refusal_transition};
-use crate::gateway::PaymentRequest;
+use super::{Conflict, PaymentError, PaymentService, millis, outcome_transition, payment_request, refusal_transition};
 use crate::idempotency::{Begin, Claim, Fingerprint, IdempotencyError, IdempotencyKey, IdempotencyStore, Scope};
 use crate::input::NewPayment;
 use crate::record::Payment;
@@ -104,16 +103,7 @@ impl PaymentService {
         let provider_key = format!("lessor-pay-{payment_id}");
         let method = new.payment_method.wire();
         let provider = new.provider.as_str();
-        let call = PaymentRequest {
-            payment_id,
-            lease_id: new.lease_id,
-            installment_id: new.installment_id,
-            amount: new.amount,
-            currency: new.currency,
-            payment_method: method.clone(),
-            idempotency_key: provider_key.clone(),
-            metadata: crate::repo::request_metadata(new.lease_id, new.installment_id),
-        };
+        let call = payment_request(new, payment_id, &provider_key, &method);
         if self.gateway.validate(provider, &call).await.is_err() {
             // The general path validates again and says why.
             return Ok(None);

@@ -258,16 +258,7 @@ impl PaymentService {
         attempt: Option<&AttemptMark>,
     ) -> Result<Payment, PaymentError> {
         let method = new.payment_method.wire();
-        let request = PaymentRequest {
-            payment_id,
-            lease_id: new.lease_id,
-            installment_id: new.installment_id,
-            amount: new.amount,
-            currency: new.currency,
-            payment_method: method.clone(),
-            idempotency_key: provider_key.to_owned(),
-            metadata: crate::repo::request_metadata(new.lease_id, new.installment_id),
-        };
+        let request = payment_request(new, payment_id, provider_key, &method);
         let provider = new.provider.as_str();
         if let Err(e) = self.gateway.validate(provider, &request).await {
             tracing::info!(code = e.code(), "the provider refused the payment at validation");
@@ -435,6 +426,20 @@ pub(crate) fn outcome_transition(outcome: PaymentOutcome) -> Transition {
         next_action_url: outcome.next_action_url,
         failure,
         return_reason: None,
+    }
+}
+
+/// What the provider is asked for a new payment (`method` is the wire form of its method).
+pub(crate) fn payment_request(new: &NewPayment, payment_id: Uuid, provider_key: &str, method: &str) -> PaymentRequest {
+    PaymentRequest {
+        payment_id,
+        lease_id: new.lease_id,
+        installment_id: new.installment_id,
+        amount: new.amount,
+        currency: new.currency,
+        payment_method: method.to_owned(),
+        idempotency_key: provider_key.to_owned(),
+        metadata: crate::repo::request_metadata(new.lease_id, new.installment_id),
     }
 }
 

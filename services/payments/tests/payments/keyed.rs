@@ -73,6 +73,28 @@ fn ran(answer: KeyedAnswer) -> (Payment, String) {
     }
 }
 
+/// A customer with an active lease (45,000 a month, first installment due), a provider that
+/// succeeds unless scripted otherwise, and the service over them.
+struct Setup {
+    t: TestDb,
+    gateway: Arc<ScriptedGateway>,
+    service: PaymentService,
+    customer: lessor_payments::Viewer,
+    lease_id: Uuid,
+    installments: Vec<lessor_leases::Installment>,
+    keyed: Keyed,
+}
+
+async fn setup(engine: Engine) -> Setup {
+    let t = TestDb::new(engine).await;
+    let gateway = ScriptedGateway::new();
+    let service = t.service(&gateway);
+    let customer = t.user(false).await;
+    let (lease_id, installments) = t.active_lease(customer, 1, 45_000).await;
+    let keyed = Keyed::new(&t, customer.user_id);
+    Setup { t, gateway, service, customer, lease_id, installments, keyed }
+}
+
 async fn key_row(db: &Db) -> Vec<(String, Option<Uuid>, Option<i32>, Option<String>)> {
     let sql = "SELECT state, resource_id, response_status, response_body FROM idempotency_keys";
     on_db!(db, pool => sqlx::query_as(sql).fetch_all(pool).await).unwrap()
@@ -80,12 +102,7 @@ async fn key_row(db: &Db) -> Vec<(String, Option<Uuid>, Option<i32>, Option<Stri
 
 async fn a_keyed_payment_is_stored_with_its_event_and_answer_and_replays(engine: Engine) {
     // Arrange
-    let t = TestDb::new(engine).await;
-    let gateway = ScriptedGateway::new();
-    let service = t.service(&gateway);
-    let customer = t.user(false).await;
-    let (lease_id, installments) = t.active_lease(customer, 1, 45_000).await;
-    let keyed = Keyed::new(&t, customer.user_id);
+    let Setup { t, gateway, service, customer, lease_id, installments, keyed } = setup(engine).await;
     let request = body(lease_id, Some(installments[0].id), 45_000);
 
     // Act
@@ -122,12 +139,7 @@ async fn a_keyed_payment_is_stored_with_its_event_and_answer_and_replays(engine:
 }
 
 async fn the_keyed_and_general_paths_store_the_same_payment(engine: Engine) {
-    let t = TestDb::new(engine).await;
-    let gateway = ScriptedGateway::new();
-    let service = t.service(&gateway);
-    let customer = t.user(false).await;
-    let (lease_id, _) = t.active_lease(customer, 1, 45_000).await;
-    let keyed = Keyed::new(&t, customer.user_id);
+    let Setup { t, gateway, service, customer, lease_id, keyed, .. } = setup(engine).await;
 
     for (i, step) in [
         Step::Answer(lessor_payments::ProviderPaymentStatus::Succeeded),
@@ -158,13 +170,8 @@ async fn the_keyed_and_general_paths_store_the_same_payment(engine: Engine) {
 }
 
 async fn refusals_take_the_general_path_and_leave_nothing(engine: Engine) {
-    let t = TestDb::new(engine).await;
-    let gateway = ScriptedGateway::new();
-    let service = t.service(&gateway);
-    let customer = t.user(false).await;
+    let Setup { t, gateway, service, customer, lease_id, installments, keyed } = setup(engine).await;
     let stranger = t.user(false).await;
-    let (lease_id, installments) = t.active_lease(customer, 1, 45_000).await;
-    let keyed = Keyed::new(&t, customer.user_id);
 
     // The provider refuses at validation: a field error.
     gateway.on_validate(Err(GatewayError::InvalidRequest { field: "payment-method".into(), reason: "bad".into() }));
@@ -192,12 +199,9 @@ async fn refusals_take_the_general_path_and_leave_nothing(engine: Engine) {
 }
 
 async fn twenty_concurrent_requests_with_one_key_charge_once(engine: Engine) {
-    let t = TestDb::new(engine).await;
-    let gateway = ScriptedGateway::new();
-    let service = Arc::new(t.service(&gateway));
-    let customer = t.user(false).await;
-    let (lease_id, _) = t.active_lease(customer, 1, 45_000).await;
-    let keyed = Arc::new(Keyed::new(&t, customer.user_id));
+    let Setup { t, gateway, service, customer, lease_id, keyed, .. } = setup(engine).await;
+    let service = Arc::new(service);
+    let keyed = Arc::new(keyed);
     let request = body(lease_id, None, 4_200);
 
     let tasks: Vec<_> = (0..20)
@@ -221,12 +225,7 @@ async fn twenty_concurrent_requests_with_one_key_charge_once(engine: Engine) {
 }
 
 async fn an_unknown_outcome_is_answered_pending_and_reconciled_once(engine: Engine) {
-    let t = TestDb::new(engine).await;
-    let gateway = ScriptedGateway::new();
-    let service = t.service(&gateway);
-    let customer = t.user(false).await;
-    let (lease_id, _) = t.active_lease(customer, 1, 45_000).await;
-    let keyed = Keyed::new(&t, customer.user_id);
+    let Setup { t, gateway, service, customer, lease_id, keyed, .. } = setup(engine).await;
 
     gateway.on_process(Step::ChargeThenLose(GatewayError::OutcomeUnknown("deadline".into())));
     let (pending, answer) = ran(keyed.create(&service, customer, "k", &body(lease_id, None, 900)).await.unwrap());
@@ -288,12 +287,7 @@ async fn a_payment_moved_during_process_is_finished_by_the_general_path(engine: 
 async fn a_lost_outcome_is_reconciled_with_one_charge(engine: Engine) {
     // Arrange: a payment made under a key, then what a database crash before its (asynchronous)
     // outcome write was flushed leaves: the payment and key as the first write left them, no event.
-    let t = TestDb::new(engine).await;
-    let gateway = ScriptedGateway::new();
-    let service = t.service(&gateway);
-    let customer = t.user(false).await;
-    let (lease_id, installments) = t.active_lease(customer, 1, 45_000).await;
-    let keyed = Keyed::new(&t, customer.user_id);
+    let Setup { t, gateway, service, customer, lease_id, installments, keyed } = setup(engine).await;
     let request = body(lease_id, Some(installments[0].id), 45_000);
     let (paid, _) = ran(keyed.create(&service, customer, "k", &request).await.unwrap());
     let reset_payment =
