@@ -12,7 +12,8 @@
 //!    entry id is `<seq>-0`. Redis refuses an explicit id that is not above the stream's
 //!    last id — even after `MAXLEN` trimming, which keeps that id — so a row published just
 //!    before a crash is refused when sent again, and is counted as published.
-//! 4. **Record.** Rows up to the last one in the stream are marked published.
+//! 4. **Record.** Rows up to the last one in the stream are marked published. For a sink
+//!    that keeps no copy (the in-process bus reads the table), steps 2–4 are one update.
 //!
 //! Entries are only ever sent in sequence order, after every lower one was appended or
 //! refused, so a refusal proves the entry is there: even two relays at once (a lease that
@@ -179,6 +180,11 @@ impl Relay {
         pass.leader = true;
         pass.replayed = self.recover_lost().await?;
         pass.sequenced = self.assign_sequences().await?;
+        if !self.sink.keeps_copies() && pass.sequenced > 0 {
+            // Sequenced and published in one update (see `assign_sequences`).
+            pass.published = usize::try_from(pass.sequenced).unwrap_or(usize::MAX);
+            self.sink.published(&self.config.stream);
+        }
         let entries = self.unpublished(self.config.batch).await?;
         if !entries.is_empty() {
             let result = self.sink.publish(&self.config.stream, &entries).await;
@@ -298,17 +304,21 @@ impl Relay {
     }
 
     /// Step 2: gives up to one batch of unsequenced rows the next sequences. Returns how many.
+    /// For a sink that keeps no copy (the in-process bus, whose consumers read the table),
+    /// publishing is marking the row, so the same update marks them published: one write of
+    /// each row instead of two.
     pub async fn assign_sequences(&self) -> Result<u64, RelayError> {
         let stream = self.config.stream.as_str();
         let ensure = "INSERT INTO event_streams (stream) VALUES ($1) ON CONFLICT (stream) DO NOTHING";
         // A no-op update that locks the counter row (PostgreSQL) or takes the write lock
         // (SQLite) before anything is read: sequencing is serialised per stream.
         let lock = "UPDATE event_streams SET last_seq = last_seq WHERE stream = $1 RETURNING last_seq";
-        let assign = "UPDATE event_outbox SET seq = $2 + numbered.rn \
+        let assign = "UPDATE event_outbox SET seq = $2 + numbered.rn, published_at = $4 \
                       FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS rn FROM event_outbox \
                             WHERE stream = $1 AND seq IS NULL ORDER BY id LIMIT $3) AS numbered \
                       WHERE event_outbox.id = numbered.id";
         let advance = "UPDATE event_streams SET last_seq = last_seq + $2 WHERE stream = $1";
+        let published_now = (!self.sink.keeps_copies()).then(now_ms);
         let n = on_db!(&self.db, pool => {
             sqlx::query(ensure).bind(stream).execute(pool).await?;
             let mut tx = pool.begin().await?;
@@ -317,6 +327,7 @@ impl Relay {
                 .bind(stream)
                 .bind(last)
                 .bind(i64::from(self.config.batch))
+                .bind(published_now)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
