@@ -278,6 +278,11 @@ const FORGET: &str = "DELETE FROM idempotency_keys WHERE scope = $1 AND idempote
      AND state = 'in_flight' AND resource_id IS NULL";
 const UNLOCK: &str = "UPDATE idempotency_keys SET locked_until = $4 \
      WHERE scope = $1 AND idempotency_key = $2 AND lock_token = $3 AND state = 'in_flight'";
+/// Stores the answer of a claim from [`IdempotencyStore::fresh_claim`], whose expiry was set
+/// for good when it was claimed (SQLite; PostgreSQL writes the same in `repo/keyed.rs`' CTE).
+pub(crate) const ANSWER_FRESH_CLAIM: &str = "UPDATE idempotency_keys SET state = 'completed', \
+     response_status = $1, response_body = $2 \
+     WHERE scope = $3 AND idempotency_key = $4 AND lock_token = $5 AND state = 'in_flight'";
 /// Links the resource a request created to its claim, in the transaction that creates it.
 pub(crate) const LINK_RESOURCE: &str = "UPDATE idempotency_keys SET resource_id = $4 \
      WHERE scope = $1 AND idempotency_key = $2 AND lock_token = $3 AND state = 'in_flight'";

@@ -17,17 +17,15 @@ use uuid::Uuid;
 
 use super::rows::{PaymentWork, WORK_COLUMNS, WorkRow};
 use super::{NewPaymentRow, Repo, RepoError, WritePool, is_unique_violation};
-use crate::idempotency::Claim;
+use crate::idempotency::{ANSWER_FRESH_CLAIM, Claim, ClaimTimes};
 use crate::record::Payment;
 use crate::status::PaymentStatus;
 
-/// The idempotency key to claim with the payment, and its times (epoch milliseconds).
+/// The idempotency key to claim with the payment, and its row's times.
 pub(crate) struct KeyClaim<'a> {
     pub claim: &'a Claim,
     pub fingerprint: &'a str,
-    pub locked_until: i64,
-    pub created_at: i64,
-    pub expires_at: i64,
+    pub times: ClaimTimes,
 }
 
 /// The answer stored under the key for replays (its expiry was set when it was claimed).
@@ -67,9 +65,6 @@ const PAYMENT_INSERT_COLUMNS: &str = "id, lease_id, installment_id, owner_id, am
 const MOVE_PENDING: &str = "UPDATE payments SET status = $2, provider_tx_id = $3, next_action_url = $4, \
      failure_code = $5, failure_message = $6, reconcile_after = NULL, updated_at = $7 \
      WHERE id = $1 AND status = 'pending' AND process_attempts = 1 AND needs_attention = FALSE";
-
-const COMPLETE_KEY: &str = "UPDATE idempotency_keys SET state = 'completed', response_status = $1, \
-     response_body = $2 WHERE scope = $3 AND idempotency_key = $4 AND lock_token = $5 AND state = 'in_flight'";
 
 impl Repo {
     /// Opens a payment under a new idempotency key: the key `in_flight` linked to the payment,
@@ -113,9 +108,9 @@ impl Repo {
                     .bind(c.key.as_str())
                     .bind(key.fingerprint)
                     .bind(c.token)
-                    .bind(key.locked_until)
-                    .bind(key.created_at)
-                    .bind(key.expires_at)
+                    .bind(key.times.locked_until)
+                    .bind(key.times.created_at)
+                    .bind(key.times.expires_at)
                     .fetch_optional(pool)
                     .await
             }
@@ -151,10 +146,10 @@ impl Repo {
                         .bind(c.key.as_str())
                         .bind(key.fingerprint)
                         .bind(c.token)
-                        .bind(key.locked_until)
+                        .bind(key.times.locked_until)
                         .bind(row.id)
-                        .bind(key.created_at)
-                        .bind(key.expires_at)
+                        .bind(key.times.created_at)
+                        .bind(key.times.expires_at)
                         .execute(&mut *tx)
                         .await?
                         .rows_affected();
@@ -261,7 +256,7 @@ impl Repo {
                 if let Some(event) = event {
                     enqueue(&mut *tx, PAYMENTS, event).await?;
                 }
-                let done = sqlx::query(COMPLETE_KEY)
+                let done = sqlx::query(ANSWER_FRESH_CLAIM)
                     .bind(status)
                     .bind(answer.body)
                     .bind(c.scope.as_str())

@@ -122,13 +122,7 @@ impl PaymentService {
             idempotency_key: &provider_key,
             reconcile_after: now.timestamp_millis().saturating_add(millis(self.policy.delay(1))),
         };
-        let key = KeyClaim {
-            claim: &claim,
-            fingerprint: request.fingerprint.as_str(),
-            locked_until: times.locked_until,
-            created_at: times.created_at,
-            expires_at: times.expires_at,
-        };
+        let key = KeyClaim { claim: &claim, fingerprint: request.fingerprint.as_str(), times };
         let Some(work) = self.repo.open_keyed(&row, viewer, &key).await? else { return Ok(None) };
         tracing::Span::current().record("payment_id", tracing::field::display(payment_id));
         tracing::info!(%payment_id, "payment written, pending");
