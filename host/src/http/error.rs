@@ -91,6 +91,14 @@ impl ApiError {
         Self::Specific { status, slug, detail: detail.into(), retry_after: None }
     }
 
+    /// The field problems of a validation error (empty for any other error).
+    pub fn into_field_problems(self) -> Vec<FieldProblem> {
+        match self {
+            Self::Validation(problems) => problems,
+            _ => Vec::new(),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,

@@ -88,6 +88,20 @@ where
     Err(ApiError::Validation(vec![FieldProblem::new(field, reason)]))
 }
 
+/// A UUID from a path or query parameter, in the one form the API documents
+/// (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, any case); anything else is a 422 naming `field`.
+pub fn uuid_param(raw: &str, field: &str) -> Result<uuid::Uuid, ApiError> {
+    let hyphenated = raw.len() == 36
+        && raw.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+    hyphenated
+        .then(|| raw.parse().ok())
+        .flatten()
+        .ok_or_else(|| ApiError::field(field, "must be a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"))
+}
+
 /// The caller, authenticated by a bearer token whose session is still open.
 pub struct CurrentUser(pub Principal);
 

@@ -18,7 +18,8 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, FieldProblem, Problem};
-use super::extract::{ApiJson, CurrentUser, from_json_value};
+use super::extract::{ApiJson, CurrentUser, from_json_value, uuid_param};
+use super::schema;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -45,7 +46,7 @@ impl From<LeaseError> for ApiError {
 
 /// A lease id from the path; anything else is a 422 naming `id`.
 fn lease_id(raw: &str) -> Result<Uuid, ApiError> {
-    raw.parse().map_err(|_| ApiError::field("id", "must be a UUID"))
+    uuid_param(raw, "id")
 }
 
 #[derive(Serialize, ToSchema)]
@@ -138,20 +139,21 @@ pub struct Schedule {
     pub installments: Vec<InstallmentView>,
 }
 
-/// The request body of `POST /api/v1/leases` (documentation shape).
+/// The request body of `POST /api/v1/leases` (documentation shape; `NewLease::parse` checks it
+/// and reports every invalid field). Other fields are ignored.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct CreateLease {
     vehicle: CreateVehicle,
-    #[schema(example = "2026-12-31")]
+    #[schema(schema_with = schema::start_date)]
     start_date: String,
-    #[schema(example = 36)]
+    #[schema(schema_with = schema::term_months)]
     term_months: i64,
-    #[schema(example = 129900)]
+    #[schema(schema_with = schema::amount)]
     monthly_amount: i64,
-    #[schema(example = 500000)]
+    #[schema(schema_with = schema::deposit)]
     deposit: i64,
-    #[schema(example = "EUR")]
+    #[schema(schema_with = schema::currency)]
     currency: String,
     /// Staff only: create the lease for this user instead of the caller.
     owner_id: Option<Uuid>,
@@ -160,15 +162,15 @@ pub struct CreateLease {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct CreateVehicle {
-    #[schema(example = "WDB2220821A123456")]
+    #[schema(schema_with = schema::vin)]
     vin: String,
-    #[schema(example = "Mercedes-Benz")]
+    #[schema(schema_with = schema::vehicle_name)]
     make: String,
-    #[schema(example = "S 580")]
+    #[schema(schema_with = schema::vehicle_name)]
     model: String,
-    #[schema(example = 2025)]
+    #[schema(schema_with = schema::model_year)]
     year: i64,
-    #[schema(example = "luxury")]
+    #[schema(schema_with = schema::category)]
     category: String,
 }
 
@@ -209,19 +211,29 @@ async fn create_lease(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Full-text search over make, model, VIN and category (typo-tolerant, last word as prefix).
+    /// Full-text search over make, model, VIN and category (typo-tolerant, last word as prefix);
+    /// at most 200 characters.
+    #[param(max_length = 200)]
     q: Option<String>,
-    /// `draft`, `active`, `completed` or `terminated`.
+    /// A lease status (empty: any).
+    #[param(schema_with = schema::optional_lease_status)]
     status: Option<String>,
-    /// Staff only: the owner's user id.
+    /// Staff only: the owner's user id (empty: any).
+    #[param(schema_with = schema::optional_uuid)]
     owner: Option<String>,
-    /// Vehicle category (search only).
+    /// Vehicle category (search only; empty: any).
+    #[param(schema_with = schema::optional_category)]
     category: Option<String>,
-    /// From the previous page's `next_cursor`.
+    /// From the previous page's `next_cursor` (opaque).
+    #[param(max_length = 128, pattern = r"^[A-Za-z0-9_-]*$")]
     cursor: Option<String>,
     /// 1 to 100; default 20.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
 }
+
+/// The longest search text, in characters.
+const MAX_QUERY_CHARS: usize = 200;
 
 struct ListRequest {
     q: Option<String>,
@@ -239,7 +251,7 @@ fn parse_list(p: ListParams) -> Result<ListRequest, ApiError> {
     };
     let owner_id = match p.owner.as_deref().filter(|s| !s.is_empty()) {
         None => None,
-        Some(s) => s.parse::<Uuid>().map_err(|_| errors.push(FieldProblem::new("owner", "must be a UUID"))).ok(),
+        Some(s) => uuid_param(s, "owner").map_err(|e| errors.extend(e.into_field_problems())).ok(),
     };
     let category = match p.category.filter(|s| !s.is_empty()) {
         None => None,
@@ -265,10 +277,10 @@ fn parse_list(p: ListParams) -> Result<ListRequest, ApiError> {
             }
         },
     };
-    let q = p.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
-    if q.as_ref().is_some_and(|q| q.len() > 200) {
-        errors.push(FieldProblem::new("q", "must be at most 200 bytes"));
+    if p.q.as_ref().is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS) {
+        errors.push(FieldProblem::new("q", format!("must be at most {MAX_QUERY_CHARS} characters")));
     }
+    let q = p.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
@@ -335,7 +347,7 @@ async fn get_lease(
 #[serde(deny_unknown_fields)]
 pub struct UpdateLease {
     /// The new status; the life cycle is draft → active → completed, and draft or active → terminated.
-    #[schema(example = "active")]
+    #[schema(schema_with = schema::lease_status)]
     status: String,
 }
 

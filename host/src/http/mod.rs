@@ -9,6 +9,7 @@ mod openapi;
 pub mod ops;
 pub mod payments;
 mod plugins;
+mod schema;
 mod search;
 pub mod users;
 mod webhooks;
@@ -76,11 +77,14 @@ fn api() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document generated from the route annotations.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api().split_for_parts().1
+    let mut doc = api().split_for_parts().1;
+    openapi::add_shared_responses(&mut doc);
+    doc
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    let (routes, spec) = api().split_for_parts();
+    let (routes, mut spec) = api().split_for_parts();
+    openapi::add_shared_responses(&mut spec);
     let spec = Bytes::from(spec.to_pretty_json().unwrap_or_default());
     routes
         .route(

@@ -22,8 +22,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::{ApiError, FieldProblem, Problem};
-use super::extract::{ApiJson, CurrentUser};
+use super::extract::{ApiJson, CurrentUser, uuid_param};
 use super::leases::viewer;
+use super::schema;
 use super::{AppState, ChainView};
 use lessor_chain::{ChainRecordView, ChainStatus};
 use lessor_payments::PaymentStatus;
@@ -37,6 +38,64 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The body of `POST /api/v1/payments` (the document's shape; `lessor_payments::NewPayment`
+/// parses it, reporting every invalid field).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct PaymentRequest {
+    lease_id: Uuid,
+    /// The installment this pays, if any.
+    installment_id: Option<Uuid>,
+    #[schema(schema_with = schema::amount)]
+    amount: i64,
+    #[schema(schema_with = schema::currency)]
+    currency: String,
+    #[schema(schema_with = schema::provider)]
+    provider: String,
+    #[schema(schema_with = schema::payment_method)]
+    payment_method: Value,
+}
+
+/// A SEPA direct-debit mandate as `payment_method` for the `bank` provider.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SepaMandateRequest {
+    #[schema(schema_with = schema::iban)]
+    iban: String,
+    #[schema(schema_with = schema::optional_bic, required = false)]
+    bic: Option<String>,
+    #[schema(schema_with = schema::mandate_reference)]
+    mandate_reference: String,
+    #[schema(schema_with = schema::mandate_signed_on)]
+    mandate_signed_on: String,
+    #[schema(schema_with = schema::debtor_name)]
+    debtor_name: String,
+}
+
+/// The body of `POST /api/v1/payments/{id}/refunds`: without `amount`, what is left.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct RefundRequest {
+    #[schema(schema_with = schema::optional_amount, required = false)]
+    amount: Option<i64>,
+    #[schema(schema_with = schema::optional_refund_reason, required = false)]
+    reason: Option<String>,
+}
+
+/// The body of `PUT /api/v1/leases/{id}/payment-method`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct PaymentMethodRequest {
+    #[schema(schema_with = schema::provider)]
+    provider: String,
+    #[schema(schema_with = schema::payment_method)]
+    payment_method: Value,
+}
 
 /// A payment as clients see it. Amounts are integer minor units of `currency`.
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -317,8 +376,8 @@ fn to_json<T: Serialize>(value: &T) -> Result<String, PaymentError> {
 #[utoipa::path(
     post, path = "/api/v1/payments", tag = "payments",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = String, Header, description = "the same on every retry of this request")),
-    request_body(content = Object, description = "{lease_id, installment_id?, amount, currency, provider, payment_method}"),
+    params(("Idempotency-Key" = String, Header, description = "the same on every retry of this request: 1-255 visible ASCII characters", pattern = r"^[!-~]{1,255}$")),
+    request_body = PaymentRequest,
     responses(
         (status = 201, body = PaymentView),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -358,8 +417,14 @@ async fn create_payment(
 
 #[derive(Deserialize, IntoParams)]
 pub struct ListParams {
+    /// The lease whose payments to list.
+    #[param(value_type = Uuid, required = true)]
     pub lease_id: Option<String>,
+    /// From the previous page's `next` (opaque).
+    #[param(max_length = 64, pattern = r"^[+-]?[0-9]{1,19}\.[0-9a-fA-F-]{32,36}$")]
     pub after: Option<String>,
+    /// 1 to 100; default 20.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
 
@@ -380,7 +445,7 @@ async fn list_payments(
             errors.push(FieldProblem::new("lease_id", "is required"));
             None
         }
-        Some(s) => s.parse::<Uuid>().map_err(|_| errors.push(FieldProblem::new("lease_id", "must be a UUID"))).ok(),
+        Some(s) => uuid_param(s, "lease_id").map_err(|e| errors.extend(e.into_field_problems())).ok(),
     };
     let after = match params.after.as_deref() {
         None => None,
@@ -427,6 +492,7 @@ fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
 #[utoipa::path(
     get, path = "/api/v1/payments/{id}", tag = "payments",
     security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the payment")),
     responses((status = 200, body = PaymentView), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 async fn get_payment(
@@ -442,8 +508,8 @@ async fn get_payment(
 #[utoipa::path(
     post, path = "/api/v1/payments/{id}/refunds", tag = "payments",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = String, Header, description = "the same on every retry of this request")),
-    request_body(content = Object, description = "{amount?, reason?}: without amount, everything not refunded yet"),
+    params(("id" = Uuid, Path, description = "the payment"), ("Idempotency-Key" = String, Header, description = "the same on every retry of this request: 1-255 visible ASCII characters", pattern = r"^[!-~]{1,255}$")),
+    request_body = RefundRequest,
     responses(
         (status = 201, body = RefundView),
         (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -480,6 +546,7 @@ async fn create_refund(
 #[utoipa::path(
     get, path = "/api/v1/payments/{id}/refunds", tag = "payments",
     security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the payment")),
     responses((status = 200, body = RefundList), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 async fn list_refunds(
@@ -496,7 +563,8 @@ async fn list_refunds(
 #[utoipa::path(
     put, path = "/api/v1/leases/{id}/payment-method", tag = "payments",
     security(("bearer" = [])),
-    request_body(content = Object, description = "{provider, payment_method}"),
+    params(("id" = Uuid, Path, description = "the lease")),
+    request_body = PaymentMethodRequest,
     responses((status = 200, body = PaymentMethodView), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json"))
 )]
 async fn put_payment_method(
@@ -514,6 +582,7 @@ async fn put_payment_method(
 #[utoipa::path(
     get, path = "/api/v1/leases/{id}/payment-method", tag = "payments",
     security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the lease")),
     responses((status = 200, body = PaymentMethodView), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 async fn get_payment_method(
@@ -532,6 +601,7 @@ async fn get_payment_method(
 #[utoipa::path(
     delete, path = "/api/v1/leases/{id}/payment-method", tag = "payments",
     security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the lease")),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 async fn delete_payment_method(

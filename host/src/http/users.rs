@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::extract::{Admin, ApiJson, CurrentUser, Operator};
+use super::extract::{Admin, ApiJson, CurrentUser, Operator, uuid_param};
+use super::schema;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(me)).routes(routes!(create_user)).routes(routes!(get_user))
@@ -38,10 +39,11 @@ impl From<User> for UserView {
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreateUserRequest {
+    #[schema(schema_with = schema::email)]
     pub email: String,
-    #[schema(value_type = String, format = Password)]
+    #[schema(schema_with = schema::password)]
     pub password: SecretString,
-    #[schema(value_type = String, example = "customer")]
+    #[schema(schema_with = schema::role)]
     pub role: Role,
 }
 
@@ -94,8 +96,9 @@ async fn create_user(
 async fn get_user(
     State(state): State<AppState>,
     Operator(_): Operator,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
 ) -> Result<Json<UserView>, ApiError> {
+    let id = uuid_param(&id, "id")?;
     let user = state.auth.user(id).await?.ok_or_else(|| ApiError::NotFound("no such user".into()))?;
     Ok(Json(user.into()))
 }

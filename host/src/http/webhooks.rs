@@ -33,6 +33,7 @@ pub struct WebhookAck {
 /// Receive a provider's webhook (no bearer token: the plugin verifies the provider's signature).
 #[utoipa::path(
     post, path = "/webhooks/{provider}", tag = "payments",
+    params(("provider" = String, Path, description = "the provider id, e.g. `stripe`", pattern = r"^[a-z0-9-]{1,64}$")),
     request_body(content = String, description = "the provider's raw payload"),
     responses(
         (status = 200, body = WebhookAck),

@@ -15,7 +15,7 @@ mod tokens;
 mod users;
 
 pub use email::{Email, EmailError};
-pub use password::{PasswordError, PasswordHasher};
+pub use password::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, PasswordError, PasswordHasher};
 pub use role::{Role, UnknownRole};
 pub use secrets::load_or_create_signing_key;
 pub use service::{AuthError, AuthService, CreateUserError, IssuedToken, Principal};

@@ -6,14 +6,15 @@ use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier,
 use secrecy::{ExposeSecret, SecretString};
 
 pub const MIN_PASSWORD_CHARS: usize = 10;
-/// Hashing cost grows with input; refuse absurd inputs before hashing them.
-pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Hashing cost grows with input; refuse absurd inputs before hashing them. Counted in
+/// characters, as the API documents it (at most 1 KiB of UTF-8).
+pub const MAX_PASSWORD_CHARS: usize = 256;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PasswordError {
     #[error("must be at least {MIN_PASSWORD_CHARS} characters")]
     TooShort,
-    #[error("must be at most {MAX_PASSWORD_BYTES} bytes")]
+    #[error("must be at most {MAX_PASSWORD_CHARS} characters")]
     TooLong,
     #[error("hashing failed: {0}")]
     Hash(String),
@@ -29,10 +30,11 @@ impl PasswordHasher {
     /// Checks the policy for a new password, then hashes it to a PHC string.
     pub fn hash_new(&self, password: &SecretString) -> Result<String, PasswordError> {
         let p = password.expose_secret();
-        if p.len() > MAX_PASSWORD_BYTES {
+        let chars = p.chars().count();
+        if chars > MAX_PASSWORD_CHARS {
             return Err(PasswordError::TooLong);
         }
-        if p.chars().count() < MIN_PASSWORD_CHARS {
+        if chars < MIN_PASSWORD_CHARS {
             return Err(PasswordError::TooShort);
         }
         let salt = SaltString::generate(&mut OsRng);
@@ -45,7 +47,7 @@ impl PasswordHasher {
     /// Constant-time verification against a stored PHC string; malformed hashes never match.
     pub fn verify(&self, password: &SecretString, stored: &str) -> bool {
         let p = password.expose_secret();
-        if p.len() > MAX_PASSWORD_BYTES {
+        if p.len() > 4 * MAX_PASSWORD_CHARS || p.chars().count() > MAX_PASSWORD_CHARS {
             return false;
         }
         match PasswordHash::new(stored) {

@@ -20,6 +20,7 @@ pub struct VehicleInput {
     pub vin: Option<String>,
     pub make: Option<String>,
     pub model: Option<String>,
+    #[serde(default, deserialize_with = "crate::validation::optional_integer")]
     pub year: Option<i64>,
     pub category: Option<String>,
 }
@@ -37,10 +38,13 @@ pub struct VehicleInput {
 pub struct LeaseInput {
     pub vehicle: Option<VehicleInput>,
     pub start_date: Option<String>,
+    #[serde(default, deserialize_with = "crate::validation::optional_integer")]
     pub term_months: Option<i64>,
     /// Minor units of `currency`.
+    #[serde(default, deserialize_with = "crate::validation::optional_integer")]
     pub monthly_amount: Option<i64>,
     /// Minor units of `currency`.
+    #[serde(default, deserialize_with = "crate::validation::optional_integer")]
     pub deposit: Option<i64>,
     pub currency: Option<String>,
 }

@@ -38,6 +38,6 @@ pub use schedule::{ScheduleLine, installment_due_dates, installment_schedule};
 pub use service::{LeaseError, LeaseService, MAX_PAGE, Page, Viewer};
 pub use status::{IllegalTransition, InstallmentStatus, LeaseStatus, UnknownStatus};
 pub use term::{TermMonths, TermMonthsError};
-pub use validation::{FieldError, ValidationError};
+pub use validation::{FieldError, ValidationError, json_integer};
 pub use vehicle::{MIN_MODEL_YEAR, ModelYear, ModelYearError, Vehicle, VehicleName, VehicleNameError};
 pub use vin::{Vin, VinError};

@@ -71,6 +71,11 @@ impl Currency {
             .map_err(|_| CurrencyError::Unknown(code.to_owned()))
     }
 
+    /// Every code [`Currency::parse`] accepts, in order.
+    pub fn codes() -> impl Iterator<Item = &'static str> {
+        CURRENCIES.iter().map(|(code, _)| *code)
+    }
+
     /// The three-letter code, e.g. `"EUR"`.
     pub fn code(&self) -> &'static str {
         self.code

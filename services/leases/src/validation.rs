@@ -126,3 +126,41 @@ mod tests {
         );
     }
 }
+
+/// The integer a JSON number stands for: `5` and `5.0` alike (JSON Schema's `integer`), but not
+/// `5.5`, and nothing outside `i64`.
+pub fn json_integer(value: &serde_json::Value) -> Option<i64> {
+    if let Some(n) = value.as_i64() {
+        return Some(n);
+    }
+    let f = value.as_f64()?;
+    // 2^63 is exactly representable; every f64 below it with no fraction fits in i64.
+    (f.fract() == 0.0 && f >= -9_223_372_036_854_775_808.0 && f < 9_223_372_036_854_775_808.0).then(|| f as i64)
+}
+
+/// `deserialize_with` for an optional integer field that takes `5.0` as `5` (see [`json_integer`]).
+pub fn optional_integer<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<i64>, D::Error> {
+    use serde::Deserialize;
+    match Option::<serde_json::Value>::deserialize(de)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(value) => json_integer(&value)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("invalid type: {value}, expected an integer"))),
+    }
+}
+
+#[cfg(test)]
+mod integer_tests {
+    use super::json_integer;
+    use serde_json::json;
+
+    #[test]
+    fn integral_numbers_are_integers_whatever_their_notation() {
+        assert_eq!(json_integer(&json!(5)), Some(5));
+        assert_eq!(json_integer(&json!(5.0)), Some(5));
+        assert_eq!(json_integer(&json!(-12.0)), Some(-12));
+        assert_eq!(json_integer(&json!(5.5)), None);
+        assert_eq!(json_integer(&json!(1e300)), None);
+        assert_eq!(json_integer(&json!("5")), None);
+    }
+}

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use lessor_leases::{Currency, FieldError, MAX_LEASE_AMOUNT};
+use lessor_leases::{Currency, FieldError, MAX_LEASE_AMOUNT, json_integer};
 
 use crate::card::find_card_numbers;
 use crate::method::{PaymentMethod, ProviderName};
@@ -209,7 +209,7 @@ fn uuid_field(value: &Value, field: &str, errors: &mut Vec<FieldError>) -> Optio
 }
 
 fn amount_field(value: &Value, field: &str, errors: &mut Vec<FieldError>) -> Option<i64> {
-    match value.as_i64() {
+    match json_integer(value) {
         Some(amount) if (1..=MAX_PAYMENT_AMOUNT).contains(&amount) => Some(amount),
         Some(_) => {
             errors.push(FieldError::new(
@@ -297,7 +297,7 @@ mod tests {
 
     #[test]
     fn amounts_are_positive_integers() {
-        for bad in [json!(0), json!(-5), json!(1.5), json!("100"), json!(MAX_PAYMENT_AMOUNT + 1)] {
+        for bad in [json!(0), json!(-5), json!(1.5), json!("100"), json!(MAX_PAYMENT_AMOUNT + 1), json!(1e300)] {
             let mut b = body();
             b["amount"] = bad.clone();
             let error = NewPayment::parse(&b, today()).unwrap_err();
