@@ -144,7 +144,8 @@ def main():
     p.add_argument("--baseline-secs", type=float, default=3)
     p.add_argument("--flood", type=int, default=1500, help="requests of the one-token flood")
     p.add_argument("--slow-secs", type=int, default=25, help="how long the slow sockets trickle")
-    p.add_argument("--schemathesis-examples", type=int, default=20)
+    p.add_argument("--schemathesis-examples", type=int, default=0,
+                   help="examples per operation (default: schemathesis.toml's 200)")
     p.add_argument("--json", default="target/attack/results.json")
     p.add_argument("--keep", action="store_true", help="keep the host's data directory and log")
     args = p.parse_args()
