@@ -321,3 +321,85 @@ async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Ite
     .await;
     outputs.into_iter().map(|o| o.unwrap()).collect()
 }
+
+/// A second replica on `app`'s PostgreSQL database (sessions in SQL), with its own settings.
+async fn replica_of(app: &TestApp, tweak: impl FnOnce(&mut host::Config)) -> TestApp {
+    let url = app.pg.as_ref().expect("a PostgreSQL app").url.clone();
+    TestApp::spawn_with(Backend::Postgres, move |c| {
+        c.database = lessor_store::DatabaseTarget::from_config(Some(&url), &c.data_dir).unwrap();
+        tweak(c);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_rotation_reaches_another_replica_without_restart() {
+    let a = TestApp::spawn(Backend::Postgres).await;
+    let b = replica_of(&a, |_| {}).await;
+    let from_a = a.token_for(Role::Customer).await;
+    assert_eq!(b.get_authed("/api/v1/me", &from_a).await.status(), 200, "replicas share the key");
+
+    let new_kid = rotate_key(&a).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // B signs with the new key, A (which last loaded the keys before the rotation) accepts it.
+    let from_b = b.token_for(Role::Customer).await;
+    assert_eq!(kid(&from_b), new_kid);
+    assert_eq!(a.get_authed("/api/v1/me", &from_b).await.status(), 200);
+    assert_eq!(b.get_authed("/api/v1/me", &from_a).await.status(), 200, "the old key still verifies");
+}
+
+#[tokio::test]
+async fn jwt_previous_secret_keeps_tokens_of_the_replaced_secret_working() {
+    let old = "the secret being replaced, 32 bytes or more";
+    let a = TestApp::spawn_with(Backend::Postgres, |c| c.jwt_secret = Some(old.to_owned().into())).await;
+    let token = a.token_for(Role::Customer).await;
+    // The operator moves the secret to LESSOR_JWT_PREVIOUS_SECRET and sets a new one.
+    let b = replica_of(&a, |c| {
+        c.jwt_secret = Some(JWT_SECRET.to_owned().into());
+        c.jwt_previous_secret = Some(old.to_owned().into());
+    })
+    .await;
+    assert_eq!(b.get_authed("/api/v1/me", &token).await.status(), 200);
+    let signed_by_b = b.token_for(Role::Customer).await;
+    assert_ne!(kid(&signed_by_b), kid(&token), "the previous secret never signs");
+    // Without it, the old tokens are refused.
+    let c = replica_of(&a, |c| c.jwt_secret = Some(JWT_SECRET.to_owned().into())).await;
+    assert_problem(c.get_authed("/api/v1/me", &token).await, 401, "token-invalid").await;
+}
+
+#[tokio::test]
+async fn sessions_from_before_roles_were_recorded_are_checked_against_the_user() {
+    // Rows migrated from before 0007 hold role '' (SQL); Redis values hold only the user id.
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| c.jwt_secret = Some(JWT_SECRET.to_owned().into())).await;
+    let token = app.token_for(Role::Customer).await;
+    let jti: uuid::Uuid = claims_of(&token)["jti"].as_str().unwrap().parse().unwrap();
+    let lessor_store::Db::Sqlite(pool) = &app.state.db else { panic!("embedded mode uses SQLite") };
+    sqlx::query("UPDATE sessions SET role = '' WHERE jti = $1").bind(jti).execute(pool).await.unwrap();
+    assert_eq!(app.get_authed("/api/v1/me", &token).await.status(), 200);
+    let mut raised = claims_of(&token);
+    raised["role"] = json!("admin");
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    let forged = sign(&header, &raised, JWT_SECRET.as_bytes());
+    assert_problem(app.get_authed("/api/v1/me", &forged).await, 401, "token-invalid").await;
+
+    let app = TestApp::spawn_with(Backend::PostgresRedis, |c| c.jwt_secret = Some(JWT_SECRET.to_owned().into())).await;
+    let token = app.token_for(Role::Customer).await;
+    let claims = claims_of(&token);
+    let redis = app.state.redis.clone().unwrap();
+    let mut conn = redis.conn().await.unwrap();
+    let key = redis.key(&format!("session:{}", claims["jti"].as_str().unwrap()));
+    let legacy = claims["sub"].as_str().unwrap();
+    lessor_store::redis::cmd("SET")
+        .arg(&key)
+        .arg(legacy)
+        .arg("EX")
+        .arg(600)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(app.get_authed("/api/v1/me", &token).await.status(), 200);
+    let mut raised = claims.clone();
+    raised["role"] = json!("operator");
+    let forged = sign(&jsonwebtoken::decode_header(&token).unwrap(), &raised, JWT_SECRET.as_bytes());
+    assert_problem(app.get_authed("/api/v1/me", &forged).await, 401, "token-invalid").await;
+}
