@@ -1,13 +1,15 @@
 //! The bound on concurrent password hashing. An argon2id hash or verification takes 19 MiB
 //! and a core for tens of milliseconds; unbounded, a burst of logins would take every
-//! blocking thread (and gigabytes). At most `permits` run at once (one per core by default);
-//! a caller waits at most `max_wait` for a turn, then is told to come back later.
+//! blocking thread (and gigabytes). Hashes run on the gate's own `permits` threads (one per
+//! core by default), never on tokio's blocking pool, so they neither wait for nor crowd out
+//! other blocking work (plugin calls), and the memory they keep is `permits` × 19 MiB. A caller
+//! waits at most `max_wait` for a turn, then is told to come back later.
 //!
 //! Attempts from addresses that already failed recently ("suspect") may hold all permits but
 //! one, so an attack from such addresses cannot keep a clean address from being served.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
@@ -51,36 +53,84 @@ impl AuthMetrics {
     }
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
 pub struct HashGate {
     all: Arc<Semaphore>,
     suspect: Arc<Semaphore>,
     max_wait: Duration,
+    /// The workers' queue; they stop when the gate (this sender) is dropped.
+    jobs: mpsc::Sender<Job>,
     pub(crate) metrics: AuthMetrics,
-    started: AtomicU64,
+    started: Arc<AtomicU64>,
 }
 
-/// Held while a hash runs; move it into the blocking task so the slot is held for as long as
-/// the hash runs, even when the request that asked for it is gone.
-pub struct HashPermit {
+/// Held while a hash runs. It moves into the job, so the slot is held for as long as the hash
+/// runs, even when the request that asked for it is gone.
+struct HashPermit {
     _all: OwnedSemaphorePermit,
     _suspect: Option<OwnedSemaphorePermit>,
+}
+
+/// Why [`HashGate::run`] returned no result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateError {
+    /// No slot came free within the wait; nothing ran.
+    Busy(Busy),
+    /// The job panicked.
+    Failed,
 }
 
 impl HashGate {
     /// `permits` concurrent hashes (0: one per core), waiting at most `max_wait` for one.
     pub fn new(permits: usize, max_wait: Duration) -> Self {
         let permits = if permits == 0 { cores() } else { permits };
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..permits {
+            let queue = queue.clone();
+            let worker = std::thread::Builder::new().name(format!("password-hash-{i}")).spawn(move || {
+                loop {
+                    let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return, // the gate is gone
+                    }
+                }
+            });
+            if let Err(e) = worker {
+                tracing::error!(error = %e, "could not start a password hashing thread");
+            }
+        }
         Self {
             all: Arc::new(Semaphore::new(permits)),
             suspect: Arc::new(Semaphore::new(permits.saturating_sub(1).max(1))),
             max_wait,
+            jobs,
             metrics: AuthMetrics::default(),
-            started: AtomicU64::new(0),
+            started: Arc::new(AtomicU64::new(0)),
         }
     }
 
+    /// Runs `hash` on a hashing thread once a slot is free; `suspect` callers leave the last
+    /// slot to clean ones.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        suspect: bool,
+        hash: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, GateError> {
+        let permit = self.enter(suspect).await.map_err(GateError::Busy)?;
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _permit = permit;
+            let _ = done.send(hash());
+        });
+        self.jobs.send(job).map_err(|_| GateError::Failed)?;
+        result.await.map_err(|_| GateError::Failed)
+    }
+
     /// Waits for a turn; `suspect` attempts leave the last permit to clean ones.
-    pub async fn enter(&self, suspect: bool) -> Result<HashPermit, Busy> {
+    async fn enter(&self, suspect: bool) -> Result<HashPermit, Busy> {
         let busy = Busy { retry_after: Duration::from_secs(1) };
         let turn = async {
             let suspect = match suspect {
@@ -99,10 +149,14 @@ impl HashGate {
         }
     }
 
-    /// Counts a verification about to run (the `/metrics` counter and [`Self::verifications`]).
-    pub(crate) fn count_verification(&self) {
-        self.started.fetch_add(1, Ordering::Relaxed);
-        self.metrics.verifications.inc();
+    /// Counts a verification as it starts, on the hashing thread (the `/metrics` counter and
+    /// [`Self::verifications`]).
+    pub(crate) fn verification_counter(&self) -> impl Fn() + Send + 'static {
+        let (started, counter) = (self.started.clone(), self.metrics.verifications.clone());
+        move || {
+            started.fetch_add(1, Ordering::Relaxed);
+            counter.inc();
+        }
     }
 
     /// Password verifications run since start.
@@ -119,6 +173,14 @@ pub fn cores() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn runs_jobs_on_its_own_threads() {
+        let gate = HashGate::new(2, Duration::from_secs(1));
+        let name = gate.run(false, || std::thread::current().name().map(str::to_owned)).await.unwrap();
+        assert!(name.unwrap().starts_with("password-hash-"));
+        assert_eq!(gate.run(true, || 6 * 7).await, Ok(42));
+    }
 
     #[tokio::test]
     async fn waits_then_refuses_and_keeps_a_permit_for_clean_callers() {

@@ -8,7 +8,7 @@ use chrono::Utc;
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::gate::{AuthMetrics, HashGate};
+use crate::gate::{AuthMetrics, GateError, HashGate};
 use crate::sessions::{Session, SessionStore};
 use crate::throttle::{Admission, LoginThrottle, ThrottlePolicy, address_key};
 use crate::tokens::{TokenCodec, TokenError};
@@ -220,22 +220,14 @@ impl AuthService {
             Some(e) => self.users.by_email(e).await.map_err(|e| Refusal::NotTried(internal(e)))?,
             None => None,
         };
-        let permit = self
-            .gate
-            .enter(r.suspect)
-            .await
-            .map_err(|busy| Refusal::NotTried(AuthError::Busy { retry_after: busy.retry_after }))?;
         let hash = stored.as_ref().map_or(self.decoy_hash.clone(), |s| s.password_hash.clone());
         let hasher = self.hasher.clone();
-        self.gate.count_verification();
-        // The permit moves into the blocking task: the slot is held while the hash runs, even
-        // if the client goes away meanwhile.
-        let matches = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+        let count = self.gate.verification_counter();
+        let verify = move || {
+            count();
             hasher.verify(&password, &hash)
-        })
-        .await
-        .map_err(|e| Refusal::NotTried(AuthError::Internal(e.to_string())))?;
+        };
+        let matches = self.gate.run(r.suspect, verify).await.map_err(|e| Refusal::NotTried(gate_error(e)))?;
         match stored {
             Some(s) if matches => Ok(s.user),
             _ => Err(Refusal::Wrong),
@@ -304,17 +296,13 @@ impl AuthService {
 
     pub async fn create_user(&self, email: &str, password: SecretString, role: Role) -> Result<User, CreateUserError> {
         let email = Email::parse(email)?;
-        let permit =
-            self.gate.enter(false).await.map_err(|busy| CreateUserError::Busy { retry_after: busy.retry_after })?;
         let hasher = self.hasher.clone();
+        let hash = self.gate.run(false, move || hasher.hash_new(&password)).await.map_err(|e| match e {
+            GateError::Busy(busy) => CreateUserError::Busy { retry_after: busy.retry_after },
+            GateError::Failed => CreateUserError::Internal("password hashing failed".into()),
+        })?;
         self.gate.metrics.hashes.inc();
-        let hash = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            hasher.hash_new(&password)
-        })
-        .await
-        .map_err(|e| CreateUserError::Internal(e.to_string()))?
-        .map_err(CreateUserError::Password)?;
+        let hash = hash.map_err(CreateUserError::Password)?;
         let user = User { id: Uuid::new_v4(), email, role, created_at: Utc::now() };
         match self.users.insert(&user, &hash).await {
             Ok(()) => Ok(user),
@@ -337,6 +325,13 @@ fn internal(e: UserRepoError) -> AuthError {
     match e {
         UserRepoError::Store(e) => AuthError::Unavailable(e.to_string()),
         other => AuthError::Internal(other.to_string()),
+    }
+}
+
+fn gate_error(e: GateError) -> AuthError {
+    match e {
+        GateError::Busy(busy) => AuthError::Busy { retry_after: busy.retry_after },
+        GateError::Failed => AuthError::Internal("password verification failed".into()),
     }
 }
 
