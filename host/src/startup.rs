@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use lessor_auth::sessions::{RedisSessions, SqlSessions};
 use lessor_auth::throttle::{MemoryThrottle, RedisThrottle};
-use lessor_auth::{AuthService, LoginThrottle, SessionStore, SqlUsers, ThrottlePolicy, TokenCodec};
+use lessor_auth::{
+    AuthService, HashGate, LoginThrottle, SessionStore, SqlSigningKeys, SqlUsers, ThrottlePolicy, TokenCodec,
+};
 use lessor_leases::LeaseService;
 use lessor_leases::repo::{LeaseRepository, SqlLeases};
 use lessor_payments::{
@@ -101,27 +103,37 @@ pub fn plugin_registry(config: &Config, db: &Db) -> anyhow::Result<Registry> {
     Ok(Registry::with_db(db.clone(), store, config.plugins.signatures.clone()))
 }
 
+/// The token codec: the operator's secret (and the previous one, for verification), or the
+/// keys generated and kept in the database's `signing_keys` table.
+pub async fn token_codec(config: &Config, db: &Db) -> anyhow::Result<TokenCodec> {
+    if let Some(secret) = &config.jwt_secret {
+        let previous = config.jwt_previous_secret.as_ref().map(|p| p.expose_secret().as_bytes());
+        return Ok(TokenCodec::with_previous(secret.expose_secret().as_bytes(), previous, config.token_ttl_secs));
+    }
+    let keys = SqlSigningKeys::new(db.clone());
+    keys.ensure().await.context("creating the token signing key")?;
+    TokenCodec::stored(Arc::new(keys), config.token_ttl_secs).await.context("loading the token signing keys")
+}
+
 /// The auth service wired to the engines the configuration names.
 pub async fn auth_service(config: &Config, db: &Db, redis: Option<&RedisConn>) -> anyhow::Result<AuthService> {
-    let key = match &config.jwt_secret {
-        Some(secret) => secret.expose_secret().as_bytes().to_vec(),
-        None => lessor_auth::load_or_create_signing_key(db).await.context("loading the token signing key")?,
-    };
     let (sessions, throttle): (Arc<dyn SessionStore>, Arc<dyn LoginThrottle>) = match redis {
         Some(r) => (Arc::new(RedisSessions::new(r.clone())), Arc::new(RedisThrottle::new(r.clone()))),
         None => (Arc::new(SqlSessions::new(db.clone())), Arc::new(MemoryThrottle::default())),
     };
     let policy = ThrottlePolicy {
-        max_failures_per_account: config.login_max_failures_per_account,
+        max_failures_per_account_address: config.login_max_failures_per_account_address,
         max_failures_per_address: config.login_max_failures_per_address,
         window: Duration::from_secs(config.login_window_secs),
+        account_max_delay: config.login_account_max_delay,
     };
     Ok(AuthService::new(
         Arc::new(SqlUsers::new(db.clone())),
         sessions,
         throttle,
         policy,
-        TokenCodec::new(&key, config.token_ttl_secs),
+        token_codec(config, db).await?,
+        HashGate::new(config.login_hash_concurrency, config.login_queue_wait),
     ))
 }
 
@@ -140,6 +152,7 @@ impl Application {
         let lease_changes = Arc::new(Notify::new());
         let leases = Arc::new(LeaseService::new(lease_repo, lease_changes.clone()));
         let metrics = Arc::new(Metrics::new());
+        metrics.with_registry(|r| auth.metrics().register(r));
         let runtime = plugin_runtime(&config)?;
         metrics.with_registry(|r| runtime.metrics().register(r));
         let providers = Arc::new(LiveProviders::new(runtime, plugin_registry(&config, &db)?, &config.plugins));
@@ -152,8 +165,21 @@ impl Application {
         let idempotency = Arc::new(IdempotencyStore::new(db.clone(), IdempotencyConfig::default()));
         let chain = ChainView { enabled: config.chain.enabled(), store: lessor_chain::ChainStore::new(db.clone()) };
         let chain_worker = chain_worker(&config, &db, &events, &metrics).await?;
-        let state =
-            AppState { auth, leases, search, db, redis, metrics, providers, payments, idempotency, events, chain };
+        let trusted_proxies = Arc::new(config.trusted_proxies.clone());
+        let state = AppState {
+            auth,
+            leases,
+            search,
+            db,
+            redis,
+            metrics,
+            providers,
+            payments,
+            idempotency,
+            events,
+            chain,
+            trusted_proxies,
+        };
         let router = http::router(state.clone(), config.max_body_bytes);
         let listener =
             TcpListener::bind(config.addr).await.with_context(|| format!("binding {} (LESSOR_ADDR)", config.addr))?;

@@ -1,5 +1,5 @@
-//! The command line: `host serve`, `host migrate`, `host user create`, `host search reindex`,
-//! `host plugin …` (in [`plugin`]).
+//! The command line: `host serve`, `host migrate`, `host user create`, `host auth rotate-key`,
+//! `host search reindex`, `host plugin …` (in [`plugin`]).
 
 pub mod plugin;
 
@@ -37,6 +37,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage token signing keys.
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Manage the lease search index.
     #[command(subcommand)]
     Search(SearchCommand),
@@ -57,6 +60,14 @@ pub enum SearchCommand {
     /// Rebuild the search index from the database (stop `host serve` first when it uses
     /// the embedded index in the same data directory).
     Reindex,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Generate a new token signing key in the database. It signs from now on (every replica
+    /// picks it up within a second); tokens signed with the previous key keep working until
+    /// they expire (one token lifetime).
+    RotateKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +113,23 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
             db.close().await;
         }
         Command::Plugin(command) => plugin::run(command, &config).await?,
+        Command::Auth(AuthCommand::RotateKey) => {
+            if config.jwt_secret.is_some() {
+                bail!(
+                    "LESSOR_JWT_SECRET is set, so the database keys are not used: rotate by moving the current \
+                     secret to LESSOR_JWT_PREVIOUS_SECRET and setting a new LESSOR_JWT_SECRET"
+                );
+            }
+            let db = startup::open_database(&config, config.migrate_on_start).await?;
+            let keys = lessor_auth::SqlSigningKeys::new(db.clone());
+            keys.ensure().await.context("reading the signing keys")?;
+            let kid = keys.rotate().await.context("storing the new signing key")?;
+            println!(
+                "new signing key {kid}; tokens signed with the previous key are accepted for {} s more",
+                config.token_ttl_secs + lessor_auth::keys::SIGNING_STALENESS_SECS as u64
+            );
+            db.close().await;
+        }
         Command::CollectDue { date } => {
             let db = startup::open_database(&config, config.migrate_on_start).await?;
             let runtime = startup::plugin_runtime(&config)?;

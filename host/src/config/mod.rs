@@ -18,6 +18,8 @@ use url::Url;
 
 pub use plugins::{PluginConfig, ProviderSettings};
 
+use crate::http::client::TrustedProxies;
+
 pub const ENV_PREFIX: &str = "LESSOR_";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -43,12 +45,19 @@ struct RawConfig {
     log_format: LogFormat,
     log_level: String,
     jwt_secret: Option<SecretString>,
+    jwt_previous_secret: Option<SecretString>,
     token_ttl_secs: u64,
     max_body_bytes: usize,
     migrate_on_start: bool,
-    login_max_failures_per_account: u32,
+    /// Named `login_max_failures_per_account` before per-address counting (same variable works).
+    #[serde(alias = "login_max_failures_per_account")]
+    login_max_failures_per_account_address: u32,
     login_max_failures_per_address: u32,
     login_window_secs: u64,
+    login_account_max_delay_ms: u64,
+    login_hash_concurrency: usize,
+    login_queue_wait_ms: u64,
+    trusted_proxies: ListOrString,
     shutdown_grace_secs: u64,
     plugin_dir: Option<PathBuf>,
     plugin_cache_dir: Option<PathBuf>,
@@ -88,12 +97,17 @@ impl Default for RawConfig {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             jwt_secret: None,
+            jwt_previous_secret: None,
             token_ttl_secs: 3600,
             max_body_bytes: 64 * 1024,
             migrate_on_start: true,
-            login_max_failures_per_account: 5,
+            login_max_failures_per_account_address: 5,
             login_max_failures_per_address: 50,
             login_window_secs: 900,
+            login_account_max_delay_ms: 2000,
+            login_hash_concurrency: 0,
+            login_queue_wait_ms: 1500,
+            trusted_proxies: ListOrString::One(String::new()),
             shutdown_grace_secs: 30,
             plugin_dir: None,
             plugin_cache_dir: None,
@@ -120,6 +134,23 @@ impl Default for RawConfig {
     }
 }
 
+/// A list given as a TOML array or as one comma-separated string (as environment variables are).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ListOrString {
+    List(Vec<String>),
+    One(String),
+}
+
+impl ListOrString {
+    fn joined(&self) -> String {
+        match self {
+            Self::List(items) => items.join(","),
+            Self::One(s) => s.clone(),
+        }
+    }
+}
+
 /// The checked configuration the host runs with. `Debug` never shows a secret.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -134,12 +165,22 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_level: String,
     pub jwt_secret: Option<SecretString>,
+    /// The secret `jwt_secret` replaced: still accepted for verification, never for signing.
+    pub jwt_previous_secret: Option<SecretString>,
     pub token_ttl_secs: u64,
     pub max_body_bytes: usize,
     pub migrate_on_start: bool,
-    pub login_max_failures_per_account: u32,
+    pub login_max_failures_per_account_address: u32,
     pub login_max_failures_per_address: u32,
     pub login_window_secs: u64,
+    /// The cap on the progressive delay of logins to an account with many recent failures.
+    pub login_account_max_delay: Duration,
+    /// Password hashes run at once; 0: one per core.
+    pub login_hash_concurrency: usize,
+    /// How long a login waits for a hashing slot before 503.
+    pub login_queue_wait: Duration,
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
     pub shutdown_grace_secs: u64,
     pub plugins: PluginConfig,
     /// How often `serve` asks providers about payments whose outcome is unknown.
@@ -250,10 +291,23 @@ impl Config {
                 Some(MeiliSettings { url, api_key: raw.meili_api_key, index: raw.meili_index })
             }
         };
-        if let Some(secret) = &raw.jwt_secret
-            && secrecy::ExposeSecret::expose_secret(secret).len() < 32
-        {
-            return Err(invalid("jwt_secret", "must be at least 32 bytes"));
+        for (key, secret) in [("jwt_secret", &raw.jwt_secret), ("jwt_previous_secret", &raw.jwt_previous_secret)] {
+            if let Some(secret) = secret
+                && secrecy::ExposeSecret::expose_secret(secret).len() < 32
+            {
+                return Err(invalid(key, "must be at least 32 bytes"));
+            }
+        }
+        if raw.jwt_previous_secret.is_some() && raw.jwt_secret.is_none() {
+            return Err(invalid("jwt_previous_secret", "is set, but `jwt_secret` is not"));
+        }
+        let trusted_proxies =
+            TrustedProxies::parse(&raw.trusted_proxies.joined()).map_err(|e| invalid("trusted_proxies", e))?;
+        if raw.login_queue_wait_ms > 60_000 {
+            return Err(invalid("login_queue_wait_ms", "must be at most 60000"));
+        }
+        if raw.login_account_max_delay_ms > 60_000 {
+            return Err(invalid("login_account_max_delay_ms", "must be at most 60000"));
         }
         if raw.redis_namespace.is_empty() || raw.redis_namespace.chars().any(|c| c.is_whitespace() || c == ':') {
             return Err(invalid("redis_namespace", "must be non-empty, without spaces or `:`"));
@@ -267,8 +321,11 @@ impl Config {
         if raw.database_max_connections == 0 {
             return Err(invalid("database_max_connections", "must be at least 1"));
         }
-        if raw.login_max_failures_per_account == 0 || raw.login_max_failures_per_address == 0 {
-            return Err(invalid("login_max_failures_per_account", "limits must be at least 1"));
+        if raw.login_max_failures_per_account_address == 0 {
+            return Err(invalid("login_max_failures_per_account_address", "must be at least 1"));
+        }
+        if raw.login_max_failures_per_address == 0 {
+            return Err(invalid("login_max_failures_per_address", "must be at least 1"));
         }
         tracing_subscriber::EnvFilter::try_new(&raw.log_level).map_err(|e| invalid("log_level", e))?;
         if !(100..=3_600_000).contains(&raw.plugin_reload_ms) {
@@ -333,12 +390,17 @@ impl Config {
             log_format: raw.log_format,
             log_level: raw.log_level,
             jwt_secret: raw.jwt_secret,
+            jwt_previous_secret: raw.jwt_previous_secret,
             token_ttl_secs: raw.token_ttl_secs,
             max_body_bytes: raw.max_body_bytes,
             migrate_on_start: raw.migrate_on_start,
-            login_max_failures_per_account: raw.login_max_failures_per_account,
+            login_max_failures_per_account_address: raw.login_max_failures_per_account_address,
             login_max_failures_per_address: raw.login_max_failures_per_address,
             login_window_secs: raw.login_window_secs.max(1),
+            login_account_max_delay: Duration::from_millis(raw.login_account_max_delay_ms),
+            login_hash_concurrency: raw.login_hash_concurrency,
+            login_queue_wait: Duration::from_millis(raw.login_queue_wait_ms),
+            trusted_proxies,
             shutdown_grace_secs: raw.shutdown_grace_secs,
             plugins,
             reconcile_interval: Duration::from_secs(raw.reconcile_interval_secs),
@@ -434,6 +496,26 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("plugin_trusted_keys") && err.contains("acme"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_and_the_old_login_limit_name_are_read() {
+        let c = Config::from_figment(
+            Figment::new()
+                .merge(Serialized::default("trusted_proxies", "10.0.0.0/8, 127.0.0.1"))
+                .merge(Serialized::default("login_max_failures_per_account", 7)),
+        )
+        .unwrap();
+        assert!(!c.trusted_proxies.is_empty());
+        assert_eq!(c.login_max_failures_per_account_address, 7);
+        let list = Config::from_figment(
+            Figment::new().merge(Serialized::default("trusted_proxies", serde_json::json!(["10.0.0.1", "fd00::/8"]))),
+        )
+        .unwrap();
+        assert_eq!(list.trusted_proxies, TrustedProxies::parse("10.0.0.1,fd00::/8").unwrap());
+        assert!(with(&[("trusted_proxies", "10.0.0.0/40")]).unwrap_err().to_string().contains("trusted_proxies"));
+        let previous_alone = with(&[("jwt_previous_secret", "an old secret of thirty-two bytes or more")]);
+        assert!(previous_alone.unwrap_err().to_string().contains("jwt_previous_secret"));
     }
 
     #[test]

@@ -1,9 +1,7 @@
 //! `POST /auth/login` and `POST /auth/logout`.
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use secrecy::SecretString;
@@ -13,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::client::ClientAddr;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, CurrentUser};
 
@@ -45,15 +44,16 @@ pub struct TokenResponse {
         (status = 200, body = TokenResponse),
         (status = 401, description = "Wrong e-mail or password", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is missing or of the wrong type", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed logins for this account or address", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed logins from this address, or for this account from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Every password hashing slot stayed busy (`login-busy`, `Retry-After`), or a backend is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let issued = state.auth.login(&body.email, body.password, peer.ip()).await?;
+    let issued = state.auth.login(&body.email, body.password, client).await?;
     let body = TokenResponse { access_token: issued.access_token, token_type: "Bearer", expires_in: issued.expires_in };
     Ok(([(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], Json(body)))
 }

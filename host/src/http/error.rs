@@ -76,7 +76,8 @@ pub enum ApiError {
     /// 500: a bug or an unexpected failure. The cause is logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
-    /// A 4xx with its own problem type (`/problems/<slug>`) and a detail for the client.
+    /// A 4xx (or a 503 the client can act on) with its own problem type (`/problems/<slug>`)
+    /// and a detail for the client.
     #[error("{slug}: {detail}")]
     Specific { status: StatusCode, slug: &'static str, detail: String, retry_after: Option<Duration> },
 }
@@ -192,6 +193,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// 503 with `Retry-After`: every password hashing slot stayed taken for the whole wait.
+fn busy(retry_after: Duration) -> ApiError {
+    ApiError::Specific {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        slug: "login-busy",
+        detail: "the server is busy checking passwords; retry shortly".into(),
+        retry_after: Some(retry_after),
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
@@ -208,6 +219,7 @@ impl From<AuthError> for ApiError {
                 Self::Unauthorized { kind: "token-revoked", detail: "the access token has been revoked" }
             }
             AuthError::TooManyAttempts { retry_after } => Self::TooManyRequests { retry_after },
+            AuthError::Busy { retry_after } => busy(retry_after),
             AuthError::Unavailable(cause) => Self::Unavailable(cause),
             AuthError::Internal(cause) => Self::Internal(cause),
         }
@@ -220,6 +232,7 @@ impl From<CreateUserError> for ApiError {
             CreateUserError::Email(reason) => Self::field("email", reason.to_string()),
             CreateUserError::Password(reason) => Self::field("password", reason.to_string()),
             CreateUserError::DuplicateEmail => Self::Conflict("a user with this e-mail already exists".into()),
+            CreateUserError::Busy { retry_after } => busy(retry_after),
             CreateUserError::Internal(cause) => Self::Internal(cause),
         }
     }

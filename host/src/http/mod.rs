@@ -1,6 +1,7 @@
 //! The HTTP API: one `router()` per resource, merged here with the cross-cutting layers.
 
 pub mod auth;
+pub mod client;
 pub mod error;
 pub mod extract;
 pub mod leases;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub events: EventPipes,
     /// Where payments stand on chain (`chain_status`, `blockchain_tx_hash`).
     pub chain: ChainView,
+    /// Peers whose `X-Forwarded-For` names the client (see [`client::ClientAddr`]).
+    pub trusted_proxies: Arc<client::TrustedProxies>,
 }
 
 /// The chain records as the payment API shows them.

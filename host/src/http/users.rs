@@ -70,6 +70,7 @@ async fn me(State(state): State<AppState>, CurrentUser(p): CurrentUser) -> Resul
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The e-mail is taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Every password hashing slot stayed busy (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn create_user(

@@ -99,6 +99,11 @@ impl TestApp {
         Self { base, client, state, pg, _dir: dir, _stop: stop }
     }
 
+    /// The data directory (where the SQLite database lives on the embedded backend).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

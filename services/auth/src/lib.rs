@@ -5,9 +5,10 @@
 //! with one implementation per engine; [`AuthService`] holds the rules.
 
 mod email;
+mod gate;
+pub mod keys;
 mod password;
 mod role;
-mod secrets;
 mod service;
 pub mod sessions;
 pub mod throttle;
@@ -15,11 +16,12 @@ mod tokens;
 mod users;
 
 pub use email::{Email, EmailError};
+pub use gate::{AuthMetrics, HashGate, cores};
+pub use keys::{KeyStore, SigningKey, SqlSigningKeys};
 pub use password::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, PasswordError, PasswordHasher};
 pub use role::{Role, UnknownRole};
-pub use secrets::load_or_create_signing_key;
 pub use service::{AuthError, AuthService, CreateUserError, IssuedToken, Principal};
-pub use sessions::{Session, SessionError, SessionStore};
-pub use throttle::{LoginThrottle, ThrottlePolicy};
+pub use sessions::{ActiveSession, Session, SessionError, SessionStore};
+pub use throttle::{LoginThrottle, ThrottlePolicy, address_key};
 pub use tokens::{Claims, TokenCodec, TokenError};
 pub use users::{SqlUsers, StoredUser, User, UserRepoError, UserRepository};

@@ -1,7 +1,10 @@
-//! Failed-login counting per account and per client address, in fixed windows that start
-//! at the first failure. Redis shares the counts between replicas; memory serves one process.
+//! Login attempt counting in fixed windows that start at the first attempt. A slot is
+//! reserved atomically *before* the password is checked, so concurrent wrong passwords
+//! cannot all be verified: the reservation that would pass the limit is refused. Redis
+//! shares the counts between replicas; memory serves one process.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -9,24 +12,68 @@ use async_trait::async_trait;
 use lessor_store::RedisConn;
 use lessor_store::redis;
 
+/// The login throttling policy (see the README, "Login throttling").
 #[derive(Debug, Clone, Copy)]
 pub struct ThrottlePolicy {
-    pub max_failures_per_account: u32,
+    /// Failed logins for one account from one address (IPv6: its /64) before 429.
+    pub max_failures_per_account_address: u32,
+    /// Failed logins from one address (any account) before 429.
     pub max_failures_per_address: u32,
+    /// The window those failures are counted in.
     pub window: Duration,
+    /// The longest an attempt on an account with many recent failures is slowed down.
+    pub account_max_delay: Duration,
 }
+
+/// The first step of the account's progressive delay; it doubles with each further failure.
+const ACCOUNT_DELAY_STEP: Duration = Duration::from_millis(100);
 
 impl Default for ThrottlePolicy {
     fn default() -> Self {
-        Self { max_failures_per_account: 5, max_failures_per_address: 50, window: Duration::from_secs(900) }
+        Self {
+            max_failures_per_account_address: 5,
+            max_failures_per_address: 50,
+            window: Duration::from_secs(900),
+            account_max_delay: Duration::from_secs(2),
+        }
     }
 }
 
-/// Failures counted for one key, and how long until the count resets.
+impl ThrottlePolicy {
+    /// How long an attempt on an account waits when the account has `failures` recent failed
+    /// logins (from anywhere): nothing for as many as one address may make, then 100 ms
+    /// doubling with each failure, capped at `account_max_delay`. Never a refusal.
+    pub fn account_delay(&self, failures: u32) -> Duration {
+        let Some(over) = failures.checked_sub(self.max_failures_per_account_address) else {
+            return Duration::ZERO;
+        };
+        let factor = 1u32.checked_shl(over.min(20)).unwrap_or(u32::MAX);
+        ACCOUNT_DELAY_STEP.saturating_mul(factor).min(self.account_max_delay)
+    }
+}
+
+/// The key a client address is counted under: an IPv4 address as such (IPv4-mapped IPv6
+/// included), an IPv6 address by its /64, the block one subscriber usually holds.
+pub fn address_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{}/64", Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+/// The outcome of a reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Failures {
-    pub count: u32,
-    pub resets_in: Duration,
+pub enum Admission {
+    /// Counted; `count` attempts (this one included) are now counted in the window.
+    Admitted { count: u32 },
+    /// `limit` attempts are already counted; nothing was added.
+    Refused { retry_after: Duration },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,8 +82,13 @@ pub struct ThrottleError(pub String);
 
 #[async_trait]
 pub trait LoginThrottle: Send + Sync {
-    async fn failures(&self, key: &str) -> Result<Failures, ThrottleError>;
-    async fn record_failure(&self, key: &str, window: Duration) -> Result<(), ThrottleError>;
+    /// Counts one attempt against `key` unless `limit` are already counted in its window
+    /// (which starts with the first and lasts `window`). Atomic: concurrent callers together
+    /// never get more than `limit` admissions per window.
+    async fn reserve(&self, key: &str, limit: u32, window: Duration) -> Result<Admission, ThrottleError>;
+    /// Takes one counted attempt back (it turned out not to be a failure).
+    async fn release(&self, key: &str) -> Result<(), ThrottleError>;
+    /// Forgets every attempt counted against `key`.
     async fn clear(&self, key: &str) -> Result<(), ThrottleError>;
 }
 
@@ -50,16 +102,7 @@ const SWEEP_ABOVE: usize = 10_000;
 
 #[async_trait]
 impl LoginThrottle for MemoryThrottle {
-    async fn failures(&self, key: &str) -> Result<Failures, ThrottleError> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        Ok(match entries.get(key) {
-            Some(&(count, until)) if until > now => Failures { count, resets_in: until - now },
-            _ => Failures { count: 0, resets_in: Duration::ZERO },
-        })
-    }
-
-    async fn record_failure(&self, key: &str, window: Duration) -> Result<(), ThrottleError> {
+    async fn reserve(&self, key: &str, limit: u32, window: Duration) -> Result<Admission, ThrottleError> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if entries.len() >= SWEEP_ABOVE {
@@ -69,7 +112,21 @@ impl LoginThrottle for MemoryThrottle {
         if entry.1 <= now {
             *entry = (0, now + window);
         }
-        entry.0 = entry.0.saturating_add(1);
+        if entry.0 >= limit {
+            return Ok(Admission::Refused { retry_after: entry.1 - now });
+        }
+        entry.0 += 1;
+        Ok(Admission::Admitted { count: entry.0 })
+    }
+
+    async fn release(&self, key: &str) -> Result<(), ThrottleError> {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = entries.get_mut(key) {
+            entry.0 = entry.0.saturating_sub(1);
+            if entry.0 == 0 {
+                entries.remove(key);
+            }
+        }
         Ok(())
     }
 
@@ -79,10 +136,32 @@ impl LoginThrottle for MemoryThrottle {
     }
 }
 
-/// Counts as Redis keys `<namespace>:login-failures:<key>` with the window as TTL.
+/// Counts as Redis keys `<namespace>:login-failures:<key>` with the window as TTL. Each
+/// operation is one Lua script: one round trip, atomic against every other replica.
 pub struct RedisThrottle {
     redis: RedisConn,
 }
+
+/// KEYS[1] the counter; ARGV[1] the limit, ARGV[2] the window in ms. Returns {count, ttl_ms},
+/// count -1 when refused.
+const RESERVE: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then
+  return {-1, redis.call('PTTL', KEYS[1])}
+end
+n = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return {n, redis.call('PTTL', KEYS[1])}
+";
+
+const RELEASE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('DECR', KEYS[1]) <= 0 then
+  redis.call('DEL', KEYS[1])
+end
+return 0
+";
 
 impl RedisThrottle {
     pub fn new(redis: RedisConn) -> Self {
@@ -100,25 +179,31 @@ fn unavailable(e: redis::RedisError) -> ThrottleError {
 
 #[async_trait]
 impl LoginThrottle for RedisThrottle {
-    async fn failures(&self, key: &str) -> Result<Failures, ThrottleError> {
+    async fn reserve(&self, key: &str, limit: u32, window: Duration) -> Result<Admission, ThrottleError> {
         let mut conn = self.redis.conn().await.map_err(unavailable)?;
-        let (count, ttl_ms): (Option<u32>, i64) =
-            redis::pipe().get(self.key(key)).pttl(self.key(key)).query_async(&mut conn).await.map_err(unavailable)?;
-        Ok(Failures { count: count.unwrap_or(0), resets_in: Duration::from_millis(ttl_ms.max(0) as u64) })
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        let (count, ttl_ms): (i64, i64) = redis::cmd("EVAL")
+            .arg(RESERVE)
+            .arg(1)
+            .arg(self.key(key))
+            .arg(limit)
+            .arg(window_ms)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let ttl = Duration::from_millis(ttl_ms.max(0) as u64);
+        Ok(match u32::try_from(count) {
+            Ok(count) => Admission::Admitted { count },
+            Err(_) => Admission::Refused { retry_after: ttl },
+        })
     }
 
-    async fn record_failure(&self, key: &str, window: Duration) -> Result<(), ThrottleError> {
+    async fn release(&self, key: &str) -> Result<(), ThrottleError> {
         let mut conn = self.redis.conn().await.map_err(unavailable)?;
-        let k = self.key(key);
-        redis::pipe()
-            .atomic()
-            .incr(&k, 1)
-            .ignore()
-            .cmd("PEXPIRE")
-            .arg(&k)
-            .arg(window.as_millis() as u64)
-            .arg("NX")
-            .ignore()
+        redis::cmd("EVAL")
+            .arg(RELEASE)
+            .arg(1)
+            .arg(self.key(key))
             .query_async::<()>(&mut conn)
             .await
             .map_err(unavailable)
@@ -132,28 +217,79 @@ impl LoginThrottle for RedisThrottle {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn ipv4_and_mapped_ipv4_are_one_key() {
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(address_key(v4), "192.0.2.7");
+        assert_eq!(address_key(mapped), "192.0.2.7");
+        assert_ne!(address_key("192.0.2.8".parse().unwrap()), address_key(v4));
+    }
+
+    #[test]
+    fn ipv6_is_keyed_on_its_64() {
+        let a = address_key("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = address_key("2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap());
+        let other = address_key("2001:db8:1:3::1".parse().unwrap());
+        assert_eq!(a, "2001:db8:1:2::/64");
+        assert_eq!(a, b);
+        assert_ne!(a, other);
+    }
+
+    #[test]
+    fn account_delay_grows_then_caps_and_never_refuses() {
+        let p = ThrottlePolicy::default();
+        assert_eq!(p.account_delay(0), Duration::ZERO);
+        assert_eq!(p.account_delay(4), Duration::ZERO);
+        assert_eq!(p.account_delay(5), Duration::from_millis(100));
+        assert_eq!(p.account_delay(6), Duration::from_millis(200));
+        assert_eq!(p.account_delay(9), Duration::from_millis(1600));
+        assert_eq!(p.account_delay(10), Duration::from_secs(2));
+        assert_eq!(p.account_delay(u32::MAX), Duration::from_secs(2));
+    }
+
     #[tokio::test]
-    async fn memory_counts_within_the_window_and_clears() {
+    async fn memory_reserves_up_to_the_limit_releases_and_clears() {
         let t = MemoryThrottle::default();
-        for _ in 0..3 {
-            t.record_failure("account:a@b.cd", Duration::from_secs(60)).await.unwrap();
+        for n in 1..=3 {
+            assert_eq!(t.reserve("k", 3, MINUTE).await.unwrap(), Admission::Admitted { count: n });
         }
-        let f = t.failures("account:a@b.cd").await.unwrap();
-        assert_eq!(f.count, 3);
-        assert!(f.resets_in > Duration::from_secs(55));
-        t.clear("account:a@b.cd").await.unwrap();
-        assert_eq!(t.failures("account:a@b.cd").await.unwrap().count, 0);
+        let Admission::Refused { retry_after } = t.reserve("k", 3, MINUTE).await.unwrap() else { panic!() };
+        assert!(retry_after > Duration::from_secs(55));
+        t.release("k").await.unwrap();
+        assert_eq!(t.reserve("k", 3, MINUTE).await.unwrap(), Admission::Admitted { count: 3 });
+        t.clear("k").await.unwrap();
+        assert_eq!(t.reserve("k", 3, MINUTE).await.unwrap(), Admission::Admitted { count: 1 });
     }
 
     #[tokio::test]
     async fn memory_window_expires() {
         let t = MemoryThrottle::default();
-        t.record_failure("k", Duration::from_millis(20)).await.unwrap();
+        t.reserve("k", 1, Duration::from_millis(20)).await.unwrap();
+        assert!(matches!(t.reserve("k", 1, MINUTE).await.unwrap(), Admission::Refused { .. }));
         tokio::time::sleep(Duration::from_millis(40)).await;
-        assert_eq!(t.failures("k").await.unwrap().count, 0);
-        t.record_failure("k", Duration::from_secs(60)).await.unwrap();
-        assert_eq!(t.failures("k").await.unwrap().count, 1);
+        assert_eq!(t.reserve("k", 1, MINUTE).await.unwrap(), Admission::Admitted { count: 1 });
+    }
+
+    #[tokio::test]
+    async fn concurrent_reservations_never_pass_the_limit() {
+        let t = Arc::new(MemoryThrottle::default());
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let t = t.clone();
+                tokio::spawn(async move { t.reserve("k", 5, MINUTE).await.unwrap() })
+            })
+            .collect();
+        let mut admitted = 0;
+        for task in tasks {
+            admitted += matches!(task.await.unwrap(), Admission::Admitted { .. }) as u32;
+        }
+        assert_eq!(admitted, 5);
     }
 }

@@ -3,7 +3,7 @@ use chrono::Utc;
 use lessor_store::{Db, on_db};
 use uuid::Uuid;
 
-use super::{Session, SessionError, SessionStore};
+use super::{ActiveSession, Session, SessionError, SessionStore};
 
 /// Sessions in the `sessions` table (embedded mode, or PostgreSQL without Redis).
 pub struct SqlSessions {
@@ -23,10 +23,11 @@ fn unavailable(e: sqlx::Error) -> SessionError {
 #[async_trait]
 impl SessionStore for SqlSessions {
     async fn create(&self, s: &Session) -> Result<(), SessionError> {
-        let sql = "INSERT INTO sessions (jti, user_id, expires_at, created_at) VALUES ($1, $2, $3, $4)";
+        let sql = "INSERT INTO sessions (jti, user_id, role, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)";
         on_db!(&self.db, pool => sqlx::query(sql)
             .bind(s.jti)
             .bind(s.user_id)
+            .bind(s.role.as_str())
             .bind(s.expires_at)
             .bind(Utc::now())
             .execute(pool)
@@ -36,11 +37,13 @@ impl SessionStore for SqlSessions {
         .map_err(unavailable)
     }
 
-    async fn is_active(&self, jti: Uuid, now: i64) -> Result<bool, SessionError> {
-        let sql = "SELECT COUNT(*) FROM sessions WHERE jti = $1 AND expires_at > $2";
-        let n: i64 = on_db!(&self.db, pool => sqlx::query_scalar(sql).bind(jti).bind(now).fetch_one(pool).await)
-            .map_err(unavailable)?;
-        Ok(n > 0)
+    async fn active(&self, jti: Uuid, now: i64) -> Result<Option<ActiveSession>, SessionError> {
+        let sql = "SELECT user_id, role FROM sessions WHERE jti = $1 AND expires_at > $2";
+        let row: Option<(Uuid, String)> =
+            on_db!(&self.db, pool => sqlx::query_as(sql).bind(jti).bind(now).fetch_optional(pool).await)
+                .map_err(unavailable)?;
+        // Rows from before roles were recorded hold '' (see migration 0007).
+        Ok(row.map(|(user_id, role)| ActiveSession { user_id, role: role.parse().ok() }))
     }
 
     async fn revoke(&self, jti: Uuid) -> Result<(), SessionError> {
