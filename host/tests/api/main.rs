@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod card_numbers;
 mod chain;
 mod cli;
 mod leases;
@@ -19,3 +20,4 @@ mod peers;
 #[allow(dead_code)]
 mod plugin_build;
 mod plugins;
+mod refund_webhooks;
