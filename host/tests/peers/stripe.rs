@@ -79,6 +79,8 @@ pub struct StripePeer {
 
 struct Shared {
     secret_key: String,
+    /// Executes requests but answers 500, as when Stripe's answer is lost on the way back.
+    lose_answers: std::sync::atomic::AtomicBool,
     /// Known once the server is bound (for `next_action` URLs).
     origin: OnceLock<String>,
     state: Mutex<StripeState>,
@@ -125,6 +127,7 @@ impl StripePeer {
     pub async fn start(secret_key: &str) -> Self {
         let shared = Arc::new(Shared {
             secret_key: secret_key.to_owned(),
+            lose_answers: Default::default(),
             origin: OnceLock::new(),
             state: Mutex::new(StripeState::default()),
         });
@@ -212,6 +215,19 @@ impl StripePeer {
             deliveries.push(deliver(endpoint, webhook_secret, &event).await);
         }
         deliveries
+    }
+
+    /// From now on, execute requests (and save them under their idempotency key) but answer
+    /// `500`, as when the answer is lost: the caller cannot know what happened.
+    pub fn set_lose_answers(&self, lose: bool) {
+        self.shared.lose_answers.store(lose, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Marks every event emitted so far as delivered without sending it (a test then sends
+    /// them in an order of its choosing with [`Self::redeliver`]).
+    pub fn skip_undelivered(&self) {
+        let mut state = self.shared.state.lock().expect("peer lock");
+        state.delivered = state.events.len();
     }
 
     /// Delivers event `event_id` again, as Stripe's retries do.
@@ -334,6 +350,10 @@ fn call(
         Answer::Executed(status, body) => {
             if let Some(key) = key {
                 state.saved.insert(key, Saved { path, params: sorted, status, body: body.clone() });
+            }
+            if shared.lose_answers.load(std::sync::atomic::Ordering::SeqCst) {
+                let lost = error_body("api_error", None, None, "An unknown error occurred");
+                return respond(StatusCode::INTERNAL_SERVER_ERROR, &lost, false);
             }
             respond(status, &body, false)
         }

@@ -56,8 +56,8 @@ async fn the_same_event_twice_is_applied_once(engine: Engine) {
         matches!(&events[0].data, EventData::PaymentCompleted(c) if c.payment_id == payment.id && c.provider_tx_id == tx)
     );
     assert_eq!(t.count("webhook_events").await, 1);
-    // The same event id from another provider is another event.
-    assert_eq!(service.apply_provider_event("stripe", &settled).await.unwrap(), WebhookOutcome::UnknownPayment);
+    // The same event id from another provider is another event (about nothing of ours there).
+    assert_eq!(service.apply_provider_event("stripe", &settled).await.unwrap(), WebhookOutcome::Unmatched);
 }
 
 async fn stale_events_never_move_a_payment_backwards(engine: Engine) {
@@ -156,8 +156,9 @@ async fn unknown_payments_and_odd_events(engine: Engine) {
         .apply_provider_event("bank", &event("u1", ProviderEventKind::PaymentSucceeded, "tx_nope"))
         .await
         .unwrap();
-    assert_eq!(unknown, WebhookOutcome::UnknownPayment);
-    assert!(!unknown.acknowledge());
+    // No payment of this provider is waiting for its transaction id: not ours, acknowledged.
+    assert_eq!(unknown, WebhookOutcome::Unmatched);
+    assert!(unknown.acknowledge());
 
     let mut wrong_amount = event("m1", ProviderEventKind::PaymentSucceeded, &tx);
     wrong_amount.amount = Some(EventAmount { amount: 1, currency: "EUR".into() });
@@ -212,7 +213,7 @@ async fn refund_webhooks_finish_pending_refunds(engine: Engine) {
         t.events().await.into_iter().filter(|e| matches!(e.data, EventData::PaymentRefunded(_))).collect();
     assert_eq!(refunded.len(), 1);
     let unknown = event("rs2", ProviderEventKind::RefundSucceeded, &Uuid::new_v4().to_string());
-    assert_eq!(service.apply_provider_event("bank", &unknown).await.unwrap(), WebhookOutcome::UnknownPayment);
+    assert_eq!(service.apply_provider_event("bank", &unknown).await.unwrap(), WebhookOutcome::Unmatched);
 }
 
 on_each_engine!(
