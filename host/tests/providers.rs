@@ -380,6 +380,33 @@ async fn stripe_webhooks_are_verified_and_normalised() {
     assert_eq!(event.provider_transaction_id, intent, "a refund event names the PaymentIntent, not the charge");
     assert_eq!(event.amount, Some(Money { amount: 600, currency: "EUR".into() }));
 
+    // Refund objects: the refund's own id (never the PaymentIntent's), its own amount.
+    let refund = peer.refunds()[0].clone();
+    let refund_object = json!({"id": refund.id, "object": "refund", "amount": 600, "currency": "eur",
+        "payment_intent": intent, "status": "succeeded"});
+    for (n, kind) in ["refund.created", "refund.updated", "charge.refund.updated"].iter().enumerate() {
+        let body = stripe_peer::event_payload(&format!("evt_r{n}"), kind, refund_object.clone(), t);
+        let sig = stripe_peer::sign_webhook(STRIPE_WHSEC, &body, t);
+        let event = event_of(plugin.parse_webhook(stripe_webhook(Some(sig), &body, now)).await);
+        assert_eq!(
+            (event.kind, event.provider_transaction_id.as_str()),
+            (EventKind::RefundSucceeded, refund.id.as_str())
+        );
+        assert_eq!(event.amount, Some(Money { amount: 600, currency: "EUR".into() }));
+    }
+    let mut failed = refund_object.clone();
+    failed["status"] = json!("failed");
+    failed["failure_reason"] = json!("expired_or_canceled_card");
+    let body = stripe_peer::event_payload("evt_rf", "refund.failed", failed, t);
+    let sig = stripe_peer::sign_webhook(STRIPE_WHSEC, &body, t);
+    let event = event_of(plugin.parse_webhook(stripe_webhook(Some(sig), &body, now)).await);
+    assert_eq!((event.kind, event.reason_code.as_deref()), (EventKind::RefundFailed, Some("expired_or_canceled_card")));
+    let mut pending = refund_object.clone();
+    pending["status"] = json!("pending");
+    let body = stripe_peer::event_payload("evt_rp", "refund.created", pending, t);
+    let sig = stripe_peer::sign_webhook(STRIPE_WHSEC, &body, t);
+    assert_eq!(plugin.parse_webhook(stripe_webhook(Some(sig), &body, now)).await, Ok(None), "not final yet");
+
     // Authentic, but nothing the host acts on.
     let body = stripe_peer::event_payload("evt_4", "customer.created", json!({"id": "cus_1", "object": "customer"}), t);
     let sig = stripe_peer::sign_webhook(STRIPE_WHSEC, &body, t);
