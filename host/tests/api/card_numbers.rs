@@ -74,6 +74,11 @@ async fn separated_card_numbers_are_refused_everywhere(backend: Backend) {
         let response = put_method(&env, &json!({"provider": "bank", "payment_method": mandate})).await;
         assert_card_refused(response, "payment_method.bic.notes[0].x", card).await;
     }
+    // The Idempotency-Key header is stored: refused there too.
+    let response = env.pay("key 4111-1111-1111-1111", &payment_body(&env, json!("pm_card_visa"))).await;
+    let problem = assert_problem(response, 422, "validation").await;
+    assert_eq!(problem["errors"][0]["field"].as_str().map(str::to_ascii_lowercase).as_deref(), Some("idempotency-key"));
+    assert!(!problem.to_string().contains("1111"), "{problem:#}");
     // A refund reason too.
     let paid: Value =
         env.pay("paid-for-refund", &payment_body(&env, json!("pm_card_visa"))).await.json().await.unwrap();
