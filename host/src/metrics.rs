@@ -25,6 +25,14 @@ fn latency_histogram() -> Histogram {
     Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 16.0])
 }
 
+/// Why an authentic provider event was acknowledged without being applied.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookIgnoredLabels {
+    pub provider: String,
+    /// `unmatched` (about nothing Lessor created, or past the retry window) or `past_window`.
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EngineLabels {
     pub engine: String,
@@ -38,6 +46,7 @@ pub struct Metrics {
     index_lag: Gauge<f64, AtomicU64>,
     indexed: Counter,
     index_deferred: Counter,
+    webhooks_ignored: Family<WebhookIgnoredLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -73,7 +82,14 @@ impl Metrics {
             "Search outbox entries put back after an index failure",
             index_deferred.clone(),
         );
+        let webhooks_ignored = Family::<WebhookIgnoredLabels, Counter>::default();
+        registry.register(
+            "webhook_events_ignored",
+            "Authentic provider events acknowledged without effect: about nothing Lessor created, or past the retry window",
+            webhooks_ignored.clone(),
+        );
         Self {
+            webhooks_ignored,
             registry: Mutex::new(registry),
             http_requests,
             http_duration,
@@ -92,6 +108,12 @@ impl Metrics {
         self.index_lag.set(pass.lag.map_or(0.0, |l| l.as_secs_f64()));
         self.indexed.inc_by(pass.indexed as u64);
         self.index_deferred.inc_by(pass.deferred as u64);
+    }
+
+    pub fn webhook_ignored(&self, provider: &str, reason: &str) {
+        self.webhooks_ignored
+            .get_or_create(&WebhookIgnoredLabels { provider: provider.to_owned(), reason: reason.to_owned() })
+            .inc();
     }
 
     pub fn observe_http(&self, labels: HttpLabels, elapsed: Duration) {

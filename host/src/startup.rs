@@ -62,9 +62,18 @@ async fn chain_worker(
 }
 
 /// The payments service over the providers this process serves.
-pub fn payment_service(db: &Db, providers: &Arc<LiveProviders>, events: &EventPipes) -> Arc<PaymentService> {
+pub fn payment_service(
+    config: &Config,
+    db: &Db,
+    providers: &Arc<LiveProviders>,
+    events: &EventPipes,
+) -> Arc<PaymentService> {
     let gateway = Arc::new(PluginGateway::new(providers.clone()));
-    Arc::new(PaymentService::new(db.clone(), gateway, ReconcilePolicy::default()).with_relay_wake(events.wake.clone()))
+    Arc::new(
+        PaymentService::new(db.clone(), gateway, ReconcilePolicy::default())
+            .with_relay_wake(events.wake.clone())
+            .with_webhook_retry_window(config.webhook_retry_window),
+    )
 }
 
 pub fn collection_policy(config: &Config) -> CollectionPolicy {
@@ -161,7 +170,7 @@ impl Application {
             tracing::warn!(error = %e, "could not load the installed payment providers; retrying in the background");
         }
         let events = EventPipes::new(&config, &db)?;
-        let payments = payment_service(&db, &providers, &events);
+        let payments = payment_service(&config, &db, &providers, &events);
         let idempotency = Arc::new(IdempotencyStore::new(db.clone(), IdempotencyConfig::default()));
         let chain = ChainView { enabled: config.chain.enabled(), store: lessor_chain::ChainStore::new(db.clone()) };
         let chain_worker = chain_worker(&config, &db, &events, &metrics).await?;

@@ -380,6 +380,33 @@ async fn stripe_webhooks_are_verified_and_normalised() {
     assert_eq!(event.provider_transaction_id, intent, "a refund event names the PaymentIntent, not the charge");
     assert_eq!(event.amount, Some(Money { amount: 600, currency: "EUR".into() }));
 
+    // Refund objects: the refund's own id (never the PaymentIntent's), its own amount.
+    let refund = peer.refunds()[0].clone();
+    let refund_object = json!({"id": refund.id, "object": "refund", "amount": 600, "currency": "eur",
+        "payment_intent": intent, "status": "succeeded"});
+    for (n, kind) in ["refund.created", "refund.updated", "charge.refund.updated"].iter().enumerate() {
+        let body = stripe_peer::event_payload(&format!("evt_r{n}"), kind, refund_object.clone(), t);
+        let sig = stripe_peer::sign_webhook(STRIPE_WHSEC, &body, t);
+        let event = event_of(plugin.parse_webhook(stripe_webhook(Some(sig), &body, now)).await);
+        assert_eq!(
+            (event.kind, event.provider_transaction_id.as_str()),
+            (EventKind::RefundSucceeded, refund.id.as_str())
+        );
+        assert_eq!(event.amount, Some(Money { amount: 600, currency: "EUR".into() }));
+    }
+    let mut failed = refund_object.clone();
+    failed["status"] = json!("failed");
+    failed["failure_reason"] = json!("expired_or_canceled_card");
+    let body = stripe_peer::event_payload("evt_rf", "refund.failed", failed, t);
+    let sig = stripe_peer::sign_webhook(STRIPE_WHSEC, &body, t);
+    let event = event_of(plugin.parse_webhook(stripe_webhook(Some(sig), &body, now)).await);
+    assert_eq!((event.kind, event.reason_code.as_deref()), (EventKind::RefundFailed, Some("expired_or_canceled_card")));
+    let mut pending = refund_object.clone();
+    pending["status"] = json!("pending");
+    let body = stripe_peer::event_payload("evt_rp", "refund.created", pending, t);
+    let sig = stripe_peer::sign_webhook(STRIPE_WHSEC, &body, t);
+    assert_eq!(plugin.parse_webhook(stripe_webhook(Some(sig), &body, now)).await, Ok(None), "not final yet");
+
     // Authentic, but nothing the host acts on.
     let body = stripe_peer::event_payload("evt_4", "customer.created", json!({"id": "cus_1", "object": "customer"}), t);
     let sig = stripe_peer::sign_webhook(STRIPE_WHSEC, &body, t);
@@ -887,4 +914,162 @@ fn the_peers_hmac_matches_rfc_4231() {
         stripe_peer::sign_webhook("Jefe", "what do ya want for nothing?", 0),
         format!("t=0,v1={}", hex(&hmac_sha256(b"Jefe", b"0.what do ya want for nothing?")))
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fuzz targets (issue 11 item 16): arbitrary webhook headers and bodies into each plugin, built
+// to .wasm and run in wasmtime through the host's runtime. Whatever arrives, the answer is an
+// event, `none` or a typed provider error (or the host's size refusal): never a trap, a panic
+// or a sandbox failure. Unsigned input mostly stops at the signature, so bodies are also sent
+// correctly signed, to reach the parsers behind it. `scripts/fuzz.sh` raises `PROPTEST_CASES`.
+// ---------------------------------------------------------------------------------------------
+
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn cases() -> u32 {
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24)
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|n| json!(n)),
+            "\\PC{0,30}".prop_map(Value::String),
+            "(pi|re|pyr|ch|col|rf)_[a-zA-Z0-9]{0,12}".prop_map(Value::String),
+            "(succeeded|failed|pending|canceled|requires_action|eur|EUR|AC04|2024-03-05T06:00:00Z)"
+                .prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 32, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    "(id|status|amount|amount_received|amount_refunded|currency|payment_intent|failure_reason|last_payment_error|decline_code|code|reason_code|collection_id|event_id|type|occurred_at|[a-z_]{1,10})",
+                    inner,
+                    0..8,
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn stripe_type() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("payment_intent.succeeded".to_owned()),
+            Just("payment_intent.payment_failed".to_owned()),
+            Just("charge.refunded".to_owned()),
+            Just("refund.created".to_owned()),
+            Just("refund.updated".to_owned()),
+            Just("refund.failed".to_owned()),
+            Just("charge.refund.updated".to_owned()),
+            "\\PC{0,20}",
+        ]
+    }
+
+    fn bank_type() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("collection.settled".to_owned()),
+            Just("collection.failed".to_owned()),
+            Just("collection.returned".to_owned()),
+            Just("refund.succeeded".to_owned()),
+            Just("refund.failed".to_owned()),
+            "\\PC{0,20}",
+        ]
+    }
+
+    fn headers() -> impl Strategy<Value = Vec<(String, String)>> {
+        proptest::collection::vec(
+            (
+                "(stripe-signature|Stripe-Signature|x-bank-signature|x-bank-timestamp|content-type|[a-z-]{1,20})",
+                "\\PC{0,120}|t=[0-9]{0,12},v1=[0-9a-f]{0,64}(,v1=[0-9a-f]{0,64})?|[0-9]{0,12}",
+            ),
+            0..5,
+        )
+    }
+
+    /// The outcome is typed: never a trap or a sandbox failure.
+    fn typed(what: &str, result: Result<Option<WebhookEvent>, PluginCallError>) -> Result<(), TestCaseError> {
+        match result {
+            Ok(_) | Err(PluginCallError::Provider(_)) | Err(PluginCallError::InputTooLarge { .. }) => Ok(()),
+            Err(other) => Err(TestCaseError::fail(format!("{what}: not a typed answer: {other:?}"))),
+        }
+    }
+
+    fn tokio() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    }
+
+    const NOWHERE: &str = "http://127.0.0.1:9";
+
+    #[test]
+    fn fuzz_stripe_webhooks() {
+        let rt = tokio();
+        let plugin = rt.block_on(async {
+            load("stripe", NOWHERE, &[], &[("secret_key", STRIPE_KEY), ("webhook_secret", STRIPE_WHSEC)])
+        });
+        let config = ProptestConfig::with_cases(cases());
+        proptest!(config, |(
+            headers in headers(),
+            raw in proptest::collection::vec(any::<u8>(), 0..600),
+            kind in stripe_type(),
+            object in json_value(),
+            id in "\\PC{0,20}",
+            created in any::<i64>(),
+            skew in -400i64..400,
+        )| {
+            let now = unix_now();
+            // Arbitrary headers and bytes.
+            let request = WebhookRequest { headers: headers.clone(), body: raw.clone(), received_at: now as u64 * 1000 };
+            typed("raw", rt.block_on(plugin.parse_webhook(request)))?;
+            // Arbitrary bytes and an event of any shape, correctly signed (so the parser runs).
+            let event = json!({"id": id, "object": "event", "type": kind, "created": created, "data": {"object": object}});
+            for body in [String::from_utf8_lossy(&raw).into_owned(), event.to_string()] {
+                let mut signed = headers.clone();
+                signed.push(("Stripe-Signature".to_owned(), stripe_peer::sign_webhook(STRIPE_WHSEC, &body, now + skew)));
+                let request = WebhookRequest { headers: signed, body: body.into_bytes(), received_at: now as u64 * 1000 };
+                typed("signed", rt.block_on(plugin.parse_webhook(request)))?;
+            }
+        });
+    }
+
+    #[test]
+    fn fuzz_bank_webhooks() {
+        let rt = tokio();
+        let plugin = rt.block_on(async {
+            load(
+                "bank",
+                NOWHERE,
+                &[("client_id", BANK_CLIENT), ("creditor_id", CREDITOR_ID)],
+                &[("client_secret", BANK_SECRET), ("webhook_secret", BANK_WHSEC)],
+            )
+        });
+        let config = ProptestConfig::with_cases(cases());
+        proptest!(config, |(
+            headers in headers(),
+            raw in proptest::collection::vec(any::<u8>(), 0..600),
+            kind in bank_type(),
+            fields in json_value(),
+            skew in -400i64..400,
+        )| {
+            let now = unix_now();
+            let request = WebhookRequest { headers: headers.clone(), body: raw.clone(), received_at: now as u64 * 1000 };
+            typed("raw", rt.block_on(plugin.parse_webhook(request)))?;
+            let mut event = json!({"event_id": "ev_fuzz", "type": kind, "collection_id": "col_1"});
+            if let Value::Object(extra) = fields {
+                event.as_object_mut().unwrap().extend(extra);
+            }
+            for body in [String::from_utf8_lossy(&raw).into_owned(), event.to_string()] {
+                let delivery = bank::signed_webhook(BANK_WHSEC, &body, now + skew);
+                let mut signed = headers.clone();
+                signed.extend(delivery.headers);
+                let request = WebhookRequest { headers: signed, body: delivery.body.into_bytes(), received_at: now as u64 * 1000 };
+                typed("signed", rt.block_on(plugin.parse_webhook(request)))?;
+            }
+        });
+    }
 }

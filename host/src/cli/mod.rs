@@ -137,7 +137,7 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
             let providers = std::sync::Arc::new(crate::plugins::LiveProviders::new(runtime, registry, &config.plugins));
             providers.refresh().await.context("loading the installed payment providers")?;
             let events = crate::events::EventPipes::new(&config, &db)?;
-            let payments = startup::payment_service(&db, &providers, &events);
+            let payments = startup::payment_service(&config, &db, &providers, &events);
             let job = lessor_payments::CollectionJob::new(payments, startup::collection_policy(&config));
             let day = date.unwrap_or_else(|| chrono::Utc::now().date_naive());
             let r = job.run_once(day).await.context("collecting due installments")?;

@@ -68,6 +68,7 @@ struct RawConfig {
     plugin_memory_mib: usize,
     plugins: BTreeMap<String, BTreeMap<String, SecretString>>,
     reconcile_interval_secs: u64,
+    webhook_retry_window_secs: u64,
     collection_interval_secs: u64,
     collection_retry_days: Vec<u32>,
     ton_api_url: Option<String>,
@@ -118,6 +119,7 @@ impl Default for RawConfig {
             plugin_memory_mib: 64,
             plugins: BTreeMap::new(),
             reconcile_interval_secs: 30,
+            webhook_retry_window_secs: 3600,
             collection_interval_secs: 3600,
             collection_retry_days: vec![1, 3, 7],
             ton_api_url: None,
@@ -185,6 +187,9 @@ pub struct Config {
     pub plugins: PluginConfig,
     /// How often `serve` asks providers about payments whose outcome is unknown.
     pub reconcile_interval: Duration,
+    /// How long after a payment (refund) was created a provider event that cannot be applied yet
+    /// is answered 409 "deliver again later"; past it, 200 `ignored` (logged and counted).
+    pub webhook_retry_window: Duration,
     /// How often `serve` collects due installments; `None`: never (use `host collect-due`).
     pub collection_interval: Option<Duration>,
     /// Days between collection attempts of an installment; its length is the number of retries.
@@ -340,6 +345,9 @@ impl Config {
         if !(1..=86_400).contains(&raw.reconcile_interval_secs) {
             return Err(invalid("reconcile_interval_secs", "must be between 1 and 86400"));
         }
+        if !(1..=259_200).contains(&raw.webhook_retry_window_secs) {
+            return Err(invalid("webhook_retry_window_secs", "must be between 1 and 259200 (3 days)"));
+        }
         if raw.collection_retry_days.len() > 20 || raw.collection_retry_days.iter().any(|d| !(1..=90).contains(d)) {
             return Err(invalid("collection_retry_days", "must be at most 20 waits of 1-90 days each"));
         }
@@ -404,6 +412,7 @@ impl Config {
             shutdown_grace_secs: raw.shutdown_grace_secs,
             plugins,
             reconcile_interval: Duration::from_secs(raw.reconcile_interval_secs),
+            webhook_retry_window: Duration::from_secs(raw.webhook_retry_window_secs),
             collection_interval: (raw.collection_interval_secs > 0)
                 .then(|| Duration::from_secs(raw.collection_interval_secs)),
             collection_retry_days: raw.collection_retry_days,

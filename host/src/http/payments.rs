@@ -291,6 +291,13 @@ fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
         )
     })?;
     let text = value.to_str().unwrap_or("");
+    // The key is stored: a card number is refused there as in the body (PCI DSS 3.3).
+    if lessor_payments::card::contains_card_number(text) {
+        return Err(ApiError::Validation(vec![FieldProblem::new(
+            "Idempotency-Key",
+            lessor_payments::CARD_NUMBER_REFUSED,
+        )]));
+    }
     IdempotencyKey::parse(text).map_err(|_| {
         ApiError::specific(
             StatusCode::BAD_REQUEST,

@@ -2,13 +2,16 @@
 //! provider's plugin, which verifies the signature and normalises it. A verified event is applied
 //! once (deduplicated by the provider's event id); a bad signature is 400 and changes nothing;
 //! an unknown provider is 404. Events the host cannot apply yet (no matching payment, or ahead of
-//! it) are answered 409 so the provider delivers them again later.
+//! it) are answered 409 so the provider delivers them again later, but only within the retry
+//! window after the payment (refund) was created (`LESSOR_WEBHOOK_RETRY_WINDOW_SECS`, one hour);
+//! after it, and for events about objects Lessor never created, 200 `ignored` (warn log and the
+//! `lessor_webhook_events_ignored` counter).
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use lessor_payments::WebhookOutcome;
+use lessor_payments::{IgnoredReason, WebhookOutcome};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -93,7 +96,21 @@ async fn receive(
         WebhookOutcome::Applied { .. } | WebhookOutcome::RefundApplied { .. } => {
             Ok(Json(WebhookAck { status: "applied" }))
         }
+        WebhookOutcome::Ignored { reason: IgnoredReason::PastWindow, .. } => {
+            state.metrics.webhook_ignored(&provider, "past_window");
+            Ok(Json(WebhookAck { status: "ignored" }))
+        }
         WebhookOutcome::Ignored { .. } => Ok(Json(WebhookAck { status: "ignored" })),
+        WebhookOutcome::Unmatched => {
+            tracing::warn!(
+                provider,
+                event_id = event.event_id,
+                kind = event.kind.as_str(),
+                "webhook about nothing Lessor created (or past the retry window); ignored"
+            );
+            state.metrics.webhook_ignored(&provider, "unmatched");
+            Ok(Json(WebhookAck { status: "ignored" }))
+        }
         WebhookOutcome::Duplicate => Ok(Json(WebhookAck { status: "duplicate" })),
         WebhookOutcome::UnknownPayment | WebhookOutcome::Early { .. } => Err(ApiError::Specific {
             status: StatusCode::CONFLICT,

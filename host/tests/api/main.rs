@@ -5,6 +5,7 @@ mod helpers;
 
 mod attacks_auth;
 mod auth;
+mod card_numbers;
 mod chain;
 mod cli;
 mod leases;
@@ -20,3 +21,4 @@ mod peers;
 #[allow(dead_code)]
 mod plugin_build;
 mod plugins;
+mod refund_webhooks;

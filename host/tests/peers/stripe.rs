@@ -23,6 +23,13 @@
 //!   `charge_already_refunded` when nothing is left); only `succeeded` intents are refundable.
 //! - [`sign_webhook`] makes a real `Stripe-Signature`; [`event_payload`] with
 //!   [`StripePeer::payment_intent_object`] / [`StripePeer::charge_object`] makes the event body.
+//! - Events as Stripe emits them for refunds (API version 2024-06-20): each refund, made
+//!   through the API or at the "dashboard" ([`StripePeer::dashboard_refund`]), emits
+//!   `charge.refunded` (the charge, cumulative `amount_refunded`, no `refunds` list) and
+//!   `refund.created` (the refund object); [`StripePeer::update_refund`] emits `refund.updated`
+//!   (and `refund.failed` when it fails). [`StripePeer::deliver_new`] POSTs the events not
+//!   delivered yet to an endpoint, signed with `Stripe-Signature` as Stripe does, and
+//!   [`StripePeer::redeliver`] sends one again (a retry).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -72,15 +79,37 @@ pub struct StripePeer {
 
 struct Shared {
     secret_key: String,
+    /// Executes requests but answers 500, as when Stripe's answer is lost on the way back.
+    lose_answers: std::sync::atomic::AtomicBool,
     /// Known once the server is bound (for `next_action` URLs).
     origin: OnceLock<String>,
     state: Mutex<StripeState>,
+}
+
+/// An event the peer emitted.
+#[derive(Debug, Clone)]
+pub struct EmittedEvent {
+    pub id: String,
+    pub kind: String,
+    /// The full body, as delivered.
+    pub payload: String,
+}
+
+/// One delivery of an event to the endpoint, and what the endpoint answered.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub event_id: String,
+    pub kind: String,
+    pub status: u16,
+    pub body: Value,
 }
 
 #[derive(Default)]
 struct StripeState {
     intents: Vec<PaymentIntent>,
     refunds: Vec<Refund>,
+    events: Vec<EmittedEvent>,
+    delivered: usize,
     saved: HashMap<String, Saved>,
     next_id: u64,
 }
@@ -98,6 +127,7 @@ impl StripePeer {
     pub async fn start(secret_key: &str) -> Self {
         let shared = Arc::new(Shared {
             secret_key: secret_key.to_owned(),
+            lose_answers: Default::default(),
             origin: OnceLock::new(),
             state: Mutex::new(StripeState::default()),
         });
@@ -139,6 +169,73 @@ impl StripePeer {
         self.shared.state.lock().expect("peer lock").refunds.clone()
     }
 
+    /// Events emitted so far, in order.
+    pub fn events(&self) -> Vec<EmittedEvent> {
+        self.shared.state.lock().expect("peer lock").events.clone()
+    }
+
+    /// A refund made in Stripe's dashboard (not through the API): no idempotency key, no
+    /// metadata of ours. Emits the same events as an API refund. Returns the refund's id.
+    pub fn dashboard_refund(&self, intent_id: &str, amount: i64) -> String {
+        let mut state = self.shared.state.lock().expect("peer lock");
+        let index = state.intents.iter().position(|pi| pi.id == intent_id).expect("a PaymentIntent of the peer");
+        assert!(state.intents[index].amount_received - state.intents[index].amount_refunded >= amount);
+        make_refund(&mut state, index, amount, None, BTreeMap::new()).id
+    }
+
+    /// Changes a refund's status (`succeeded`, `failed`, …): emits `refund.updated`, and
+    /// `refund.failed` when it failed (the money goes back to the charge then).
+    pub fn update_refund(&self, refund_id: &str, status: &str) {
+        let mut state = self.shared.state.lock().expect("peer lock");
+        let index = state.refunds.iter().position(|r| r.id == refund_id).expect("a refund of the peer");
+        state.refunds[index].status = status.to_owned();
+        let refund = state.refunds[index].clone();
+        let intent = state.intents.iter().position(|pi| pi.id == refund.payment_intent).expect("its intent");
+        if status == "failed" {
+            state.intents[intent].amount_refunded -= refund.amount;
+        }
+        let object = refund_json(&refund, &state.intents[intent]);
+        emit(&mut state, "refund.updated", object.clone());
+        if status == "failed" {
+            emit(&mut state, "refund.failed", object);
+        }
+    }
+
+    /// POSTs every event not delivered yet to `endpoint`, signed with `webhook_secret` at the
+    /// current time, in order; returns what the endpoint answered to each.
+    pub async fn deliver_new(&self, endpoint: &str, webhook_secret: &str) -> Vec<Delivery> {
+        let events = {
+            let mut state = self.shared.state.lock().expect("peer lock");
+            let new = state.events[state.delivered..].to_vec();
+            state.delivered = state.events.len();
+            new
+        };
+        let mut deliveries = Vec::new();
+        for event in events {
+            deliveries.push(deliver(endpoint, webhook_secret, &event).await);
+        }
+        deliveries
+    }
+
+    /// From now on, execute requests (and save them under their idempotency key) but answer
+    /// `500`, as when the answer is lost: the caller cannot know what happened.
+    pub fn set_lose_answers(&self, lose: bool) {
+        self.shared.lose_answers.store(lose, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Marks every event emitted so far as delivered without sending it (a test then sends
+    /// them in an order of its choosing with [`Self::redeliver`]).
+    pub fn skip_undelivered(&self) {
+        let mut state = self.shared.state.lock().expect("peer lock");
+        state.delivered = state.events.len();
+    }
+
+    /// Delivers event `event_id` again, as Stripe's retries do.
+    pub async fn redeliver(&self, endpoint: &str, webhook_secret: &str, event_id: &str) -> Delivery {
+        let event = self.events().into_iter().find(|e| e.id == event_id).expect("an emitted event");
+        deliver(endpoint, webhook_secret, &event).await
+    }
+
     /// Switches the peer's behaviour; `Down` returns once connections are refused.
     pub async fn set_fault(&self, fault: Fault) {
         self.server.set_fault(fault).await;
@@ -151,19 +248,7 @@ impl StripePeer {
 
     /// The Charge of PaymentIntent `intent_id` as in a `charge.*` event's `data.object`.
     pub fn charge_object(&self, intent_id: &str) -> Option<Value> {
-        self.payment_intent(intent_id).map(|pi| {
-            json!({
-                "id": pi.charge,
-                "object": "charge",
-                "amount": pi.amount,
-                "amount_captured": pi.amount_received,
-                "amount_refunded": pi.amount_refunded,
-                "currency": pi.currency,
-                "payment_intent": pi.id,
-                "refunded": pi.amount_refunded > 0 && pi.amount_refunded == pi.amount_received,
-                "status": if pi.status == "succeeded" { "succeeded" } else { "failed" },
-            })
-        })
+        self.payment_intent(intent_id).map(|pi| charge_json(&pi))
     }
 }
 
@@ -265,6 +350,10 @@ fn call(
         Answer::Executed(status, body) => {
             if let Some(key) = key {
                 state.saved.insert(key, Saved { path, params: sorted, status, body: body.clone() });
+            }
+            if shared.lose_answers.load(std::sync::atomic::Ordering::SeqCst) {
+                let lost = error_body("api_error", None, None, "An unknown error occurred");
+                return respond(StatusCode::INTERNAL_SERVER_ERROR, &lost, false);
             }
             respond(status, &body, false)
         }
@@ -456,18 +545,39 @@ fn refund(_shared: &Shared, state: &mut StripeState, form: &Form, _key: Option<&
         return invalid("amount_too_large", Some("amount"), &message);
     }
 
+    let refund = make_refund(state, index, amount, reason, form.metadata());
+    let body = refund_json(&refund, &state.intents[index]);
+    Answer::Executed(StatusCode::OK, body)
+}
+
+/// Creates a succeeded refund of intent `index` and emits its events.
+fn make_refund(
+    state: &mut StripeState,
+    index: usize,
+    amount: i64,
+    reason: Option<String>,
+    metadata: BTreeMap<String, String>,
+) -> Refund {
     state.next_id += 1;
     let refund = Refund {
         id: format!("re_peer{:06}", state.next_id),
-        payment_intent: intent_id.to_owned(),
+        payment_intent: state.intents[index].id.clone(),
         amount,
         reason,
-        metadata: form.metadata(),
+        metadata,
         status: "succeeded".into(),
     };
-    let pi = &mut state.intents[index];
-    pi.amount_refunded += amount;
-    let body = json!({
+    state.intents[index].amount_refunded += amount;
+    state.refunds.push(refund.clone());
+    let charge = charge_json(&state.intents[index]);
+    emit(state, "charge.refunded", charge);
+    let object = refund_json(&refund, &state.intents[index]);
+    emit(state, "refund.created", object);
+    refund
+}
+
+fn refund_json(refund: &Refund, pi: &PaymentIntent) -> Value {
+    json!({
         "id": refund.id,
         "object": "refund",
         "amount": refund.amount,
@@ -477,7 +587,43 @@ fn refund(_shared: &Shared, state: &mut StripeState, form: &Form, _key: Option<&
         "reason": refund.reason,
         "metadata": refund.metadata,
         "status": refund.status,
-    });
-    state.refunds.push(refund);
-    Answer::Executed(StatusCode::OK, body)
+        "failure_reason": if refund.status == "failed" { json!("lost_or_stolen_card") } else { Value::Null },
+    })
+}
+
+fn charge_json(pi: &PaymentIntent) -> Value {
+    json!({
+        "id": pi.charge,
+        "object": "charge",
+        "amount": pi.amount,
+        "amount_captured": pi.amount_received,
+        "amount_refunded": pi.amount_refunded,
+        "currency": pi.currency,
+        "payment_intent": pi.id,
+        "refunded": pi.amount_refunded > 0 && pi.amount_refunded == pi.amount_received,
+        "status": if pi.status == "succeeded" { "succeeded" } else { "failed" },
+    })
+}
+
+fn emit(state: &mut StripeState, kind: &str, object: Value) {
+    state.next_id += 1;
+    let id = format!("evt_peer{:06}", state.next_id);
+    let payload = event_payload(&id, kind, object, super::unix_now());
+    state.events.push(EmittedEvent { id, kind: kind.to_owned(), payload });
+}
+
+async fn deliver(endpoint: &str, webhook_secret: &str, event: &EmittedEvent) -> Delivery {
+    let signature = sign_webhook(webhook_secret, &event.payload, super::unix_now());
+    let response = reqwest::Client::new()
+        .post(endpoint)
+        .header("content-type", "application/json; charset=utf-8")
+        .header("stripe-signature", signature)
+        .header("user-agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
+        .body(event.payload.clone())
+        .send()
+        .await
+        .expect("deliver a webhook");
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    Delivery { event_id: event.id.clone(), kind: event.kind.clone(), status, body }
 }

@@ -4,7 +4,9 @@
 //!   idempotency key, so a retried call never charges twice.
 //! - `refund`: `POST /v1/refunds` against the PaymentIntent.
 //! - `parse_webhook`: verifies `Stripe-Signature` and normalises `payment_intent.succeeded`,
-//!   `payment_intent.payment_failed` and `charge.refunded`.
+//!   `payment_intent.payment_failed`, `charge.refunded` (the PaymentIntent id, cumulative
+//!   `amount_refunded`) and `refund.created`/`refund.updated`/`refund.failed` (the refund's own
+//!   id `re_…`/`pyr_…` as `provider-transaction-id`, its amount).
 //!
 //! Stripe's wire types live in `wire`, the signature scheme in `signature`; this file maps them to
 //! the SDK's domain types.
@@ -181,6 +183,27 @@ impl Provider for Stripe {
                 WebhookEvent {
                     amount: money(charge.amount_refunded, &charge.currency),
                     ..WebhookEvent::new(&event.id, EventKind::RefundSucceeded, intent)
+                }
+            }
+            // A refund object: the host matches it by its id (`re_…`, `pyr_…`), never a `pi_…`.
+            "refund.created" | "refund.updated" | "refund.failed" | "charge.refund.updated" => {
+                let refund: Refund = object(&event)?;
+                let kind = match (event.kind.as_str(), refund.status.as_str()) {
+                    ("refund.failed", _) | (_, "failed" | "canceled") => EventKind::RefundFailed,
+                    (_, "succeeded") => EventKind::RefundSucceeded,
+                    (_, status) => {
+                        log::debug!(event = event.id, refund = refund.id, status = status; "refund not final yet");
+                        return Ok(None);
+                    }
+                };
+                let reason_code = match kind {
+                    EventKind::RefundFailed => Some(refund.failure_reason.clone().unwrap_or_else(|| refund.status.clone())),
+                    _ => None,
+                };
+                WebhookEvent {
+                    amount: money(refund.amount, &refund.currency),
+                    reason_code,
+                    ..WebhookEvent::new(&event.id, kind, refund.id)
                 }
             }
             other => {

@@ -44,13 +44,17 @@ pub struct Charge {
     pub currency: String,
 }
 
-/// A Refund (`POST /v1/refunds`).
+/// A Refund (`POST /v1/refunds`, and `data.object` of `refund.*` events).
 #[derive(Debug, Deserialize)]
 pub struct Refund {
     pub id: String,
     pub status: String,
     #[serde(default)]
     pub failure_reason: Option<String>,
+    #[serde(default)]
+    pub amount: i64,
+    #[serde(default)]
+    pub currency: String,
 }
 
 /// `{"error": {...}}`, the body of every non-2xx answer.

@@ -74,7 +74,14 @@ pub use record::{CursorError, LeasePaymentMethod, Payment, PaymentCursor, Paymen
 pub use repo::PAYMENT_RETURNED;
 pub use service::{
     CREATED, Conflict, KeyedAnswer, KeyedRequest, MAX_PAGE, PaymentError, PaymentService, ReconcilePolicy,
-    ReconcileReport,
+    ReconcileReport, WEBHOOK_RETRY_WINDOW,
 };
 pub use status::{IllegalRefundTransition, IllegalTransition, PaymentStatus, RefundStatus, UnknownStatus};
 pub use webhook::{EventAmount, IgnoredReason, NormalizedEvent, ProviderEventKind, WebhookOutcome};
+
+/// How many cases a property test (fuzz target) runs: `PROPTEST_CASES` when set (scripts/fuzz.sh
+/// raises it), else `default` (kept small so plain `cargo test` stays fast).
+#[cfg(test)]
+pub(crate) fn fuzz_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}

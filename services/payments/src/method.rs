@@ -232,7 +232,7 @@ fn check<T>(errors: &mut Vec<FieldError>, field: String, result: Result<T, &'sta
 }
 
 /// Upper case without spaces, 15–34 characters, country letters, ISO 7064 mod 97-10 check.
-fn normalise_iban(raw: &str) -> Result<String, &'static str> {
+pub(crate) fn normalise_iban(raw: &str) -> Result<String, &'static str> {
     let iban: String = raw.chars().filter(|c| *c != ' ').collect::<String>().to_ascii_uppercase();
     let bytes = iban.as_bytes();
     let shaped = (15..=34).contains(&bytes.len())

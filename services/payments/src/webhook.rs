@@ -17,20 +17,47 @@
 //! | `refund-succeeded`, `refund-failed` | the pending refund → `succeeded` (`payment.refunded`, payment → `partially_refunded`/`refunded`) or `failed` (amount released) |
 //! | `dispute-opened` | recorded; the payment is flagged `needs_attention` for an operator |
 //!
-//! Two results are **not** recorded and should be answered with a non-2xx status (e.g. 409)
-//! so that the provider delivers the event again later ([`WebhookOutcome::acknowledge`] is
-//! `false`): [`WebhookOutcome::UnknownPayment`] (no payment has this provider transaction id —
-//! yet: a webhook can overtake the commit of our own `process` result, and dropping it would
-//! lose it; providers stop retrying after their retry window, which bounds the noise of
-//! events that are truly foreign) and [`WebhookOutcome::Early`] (the event is ahead of the
-//! payment, e.g. a return before the settlement). Everything else is answered 200.
+//! ## Refund events
+//!
+//! For `refund-*` kinds `provider-transaction-id` is either the provider's id of one refund
+//! (Stripe's `re_…`/`pyr_…`, the bank's `rf_…`), and `amount` that refund's amount; or the
+//! payment's transaction id, and `amount` the payment's **cumulative** refunded amount at the
+//! provider (Stripe's `charge.refunded` `amount_refunded`). The host matches the refund id
+//! first (provider refund ids and transaction ids never collide), then the payment:
+//! - by refund id: that refund is resolved (an already succeeded refund is `Ignored`);
+//! - by payment, cumulative: nothing beyond what is already refunded is `Ignored`; otherwise the
+//!   difference is the pending refunds it accounts for (one of exactly that amount, or the
+//!   oldest ones adding up to it), else — no refund of ours in flight — a refund made at the
+//!   provider (its dashboard), recorded once as a `succeeded` refund (compare-and-set on the
+//!   payment's refunded amount, so the same money is never added twice). An event that names
+//!   one refund's amount by the payment (older plugins) still resolves the pending refund of
+//!   that amount.
+//!
+//! ## Deliver again later, for a bounded time
+//!
+//! Results that are **not** recorded are answered with a non-2xx status (409) so that the
+//! provider delivers the event again ([`WebhookOutcome::acknowledge`] is `false`), but only
+//! within the retry window ([`crate::WEBHOOK_RETRY_WINDOW`], one hour by default) after the
+//! payment (refund) concerned was created:
+//! - [`WebhookOutcome::UnknownPayment`]: nothing matches, but a payment of this provider whose
+//!   transaction id is not stored yet (or a refund whose provider id is not) was created within
+//!   the window: the event may have overtaken the commit of our own call's result;
+//! - [`WebhookOutcome::Early`]: the event is ahead of the payment (a return before the
+//!   settlement), or a cumulative refund amount not yet explained by our refunds in flight.
+//!
+//! Past the window, or when nothing of ours could be concerned, the event is
+//! [`WebhookOutcome::Unmatched`] (answered 200 `ignored`, logged at warn and counted): events
+//! about objects Lessor never created (another integration on the same account) must not be
+//! retried by the provider for days. An `Early` event past the window is recorded, the payment
+//! flagged for an operator, and [`IgnoredReason::PastWindow`] returned.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::input::ValidationError;
-use crate::repo::{Applied, RefundApplied, RefundResolution, Transition, WebhookMark};
+use crate::record::{Payment, Refund};
+use crate::repo::{Applied, ProviderRefund, RefundApplied, RefundResolution, Transition, WebhookMark};
 use crate::service::{PaymentError, PaymentService};
 use crate::status::{PaymentStatus, RefundStatus};
 
@@ -100,6 +127,8 @@ pub enum IgnoredReason {
     AmountMismatch,
     /// Nothing to apply (a dispute): the payment is flagged for an operator.
     ForOperator,
+    /// Could not be applied within the retry window: recorded, the payment flagged.
+    PastWindow,
 }
 
 /// What [`PaymentService::apply_provider_event`] did.
@@ -113,8 +142,12 @@ pub enum WebhookOutcome {
     Ignored { payment_id: Uuid, reason: IgnoredReason },
     /// This event was applied (or ignored) before.
     Duplicate,
-    /// No payment (refund) matches; not recorded, so a redelivery is applied once it does.
+    /// No payment (refund) matches yet, within the retry window; not recorded, so a redelivery
+    /// is applied once it does.
     UnknownPayment,
+    /// Nothing of ours matches, and nothing that could is younger than the retry window: an
+    /// event about an object Lessor never created (or long gone). Not recorded; acknowledged.
+    Unmatched,
     /// Ahead of the payment's status; not recorded, so a redelivery is applied later.
     Early { payment_id: Uuid, status: PaymentStatus },
 }
@@ -162,8 +195,7 @@ impl PaymentService {
             K::RefundSucceeded | K::RefundFailed => self.apply_refund_event(provider, event, &mark).await?,
             kind => {
                 let Some(payment) = self.repo.payment_by_provider_tx(provider, &event.provider_tx_id).await? else {
-                    tracing::warn!("webhook for an unknown payment; not acknowledged so it is delivered again");
-                    return Ok(WebhookOutcome::UnknownPayment);
+                    return self.unmatched(provider).await;
                 };
                 let amount_differs = event
                     .amount
@@ -199,9 +231,9 @@ impl PaymentService {
                         tracing::info!(payment_id = %p.id, status = %p.status, "stale webhook ignored");
                         WebhookOutcome::Ignored { payment_id: p.id, reason: IgnoredReason::Stale }
                     }
-                    Applied::Early(p) => WebhookOutcome::Early { payment_id: p.id, status: p.status },
+                    Applied::Early(p) => self.early(&p, p.created_at, &mark).await?,
                     Applied::Duplicate => WebhookOutcome::Duplicate,
-                    Applied::Missing => WebhookOutcome::UnknownPayment,
+                    Applied::Missing => self.unmatched(provider).await?,
                 }
             }
         };
@@ -214,14 +246,124 @@ impl PaymentService {
         event: &NormalizedEvent,
         mark: &WebhookMark<'_>,
     ) -> Result<WebhookOutcome, PaymentError> {
-        let amount = event.amount.as_ref().map(|a| a.amount);
-        let Some((refund, by_refund_id)) = self.repo.refund_for_event(provider, &event.provider_tx_id, amount).await?
-        else {
-            tracing::warn!("webhook for an unknown refund; not acknowledged so it is delivered again");
-            return Ok(WebhookOutcome::UnknownPayment);
+        if let Some(refund) = self.repo.refund_by_provider_id(provider, &event.provider_tx_id).await? {
+            return self.resolve_refund_event(refund.id, event, Some(event.provider_tx_id.clone()), mark).await;
+        }
+        let Some(payment) = self.repo.payment_by_provider_tx(provider, &event.provider_tx_id).await? else {
+            return self.unmatched(provider).await;
         };
-        // The event's id is the refund's only when it matched as such (and then already stored).
-        let provider_refund_id = by_refund_id.then(|| event.provider_tx_id.clone());
+        let amount = event.amount.as_ref().map(|a| a.amount);
+        match (event.kind, amount) {
+            (ProviderEventKind::RefundSucceeded, Some(cumulative)) => {
+                if event.amount.as_ref().is_some_and(|a| a.currency != payment.currency.code()) {
+                    return self.for_operator(&payment, mark, "amount-mismatch", IgnoredReason::AmountMismatch).await;
+                }
+                self.apply_cumulative_refund(payment, cumulative, event, mark).await
+            }
+            _ => {
+                // One refund named by the payment: its only pending refund, or the one of that amount.
+                let pending = self.pending_refunds(payment.id).await?;
+                let found = match amount {
+                    Some(amount) => pending.iter().find(|r| r.amount == amount),
+                    None if pending.len() == 1 => pending.first(),
+                    None => None,
+                };
+                match found {
+                    Some(refund) => self.resolve_refund_event(refund.id, event, None, mark).await,
+                    None => {
+                        let newest = pending.iter().map(|r| r.created_at).max().unwrap_or(payment.created_at);
+                        self.early(&payment, newest, mark).await
+                    }
+                }
+            }
+        }
+    }
+
+    async fn pending_refunds(&self, payment_id: Uuid) -> Result<Vec<Refund>, PaymentError> {
+        Ok(self.repo.refunds_of(payment_id).await?.into_iter().filter(|r| r.status == RefundStatus::Pending).collect())
+    }
+
+    /// `cumulative`: what the provider has refunded of the payment in all (see the module docs).
+    async fn apply_cumulative_refund(
+        &self,
+        mut payment: Payment,
+        cumulative: i64,
+        event: &NormalizedEvent,
+        mark: &WebhookMark<'_>,
+    ) -> Result<WebhookOutcome, PaymentError> {
+        for _ in 0..4 {
+            let new_money = cumulative - payment.refunded_amount;
+            if new_money <= 0 {
+                let recorded = self.repo.record_webhook(mark, "unchanged", Some(payment.id), false).await?;
+                return Ok(if recorded {
+                    WebhookOutcome::Ignored { payment_id: payment.id, reason: IgnoredReason::AlreadyThere }
+                } else {
+                    WebhookOutcome::Duplicate
+                });
+            }
+            let pending = self.pending_refunds(payment.id).await?;
+            if let Some(chosen) = accounted_for(&pending, new_money, cumulative) {
+                let mut outcome = WebhookOutcome::Duplicate;
+                for (index, refund) in chosen.iter().enumerate() {
+                    let mark = (index == 0).then_some(mark);
+                    let resolved = self.resolve_refund_with(refund.id, event, None, mark).await?;
+                    if index == 0 || matches!(resolved, WebhookOutcome::RefundApplied { .. }) {
+                        outcome = resolved;
+                    }
+                    if matches!(outcome, WebhookOutcome::Duplicate) {
+                        break;
+                    }
+                }
+                return Ok(outcome);
+            }
+            if !pending.is_empty() {
+                let newest = pending.iter().map(|r| r.created_at).max().unwrap_or(payment.created_at);
+                return self.early(&payment, newest, mark).await;
+            }
+            match self.repo.record_provider_refund(payment.id, payment.refunded_amount, new_money, mark).await? {
+                ProviderRefund::Recorded { refund, payment } => {
+                    tracing::info!(payment_id = %payment.id, refund_id = %refund.id, amount = refund.amount,
+                        "a refund made at the provider recorded");
+                    self.wake_relay();
+                    return Ok(WebhookOutcome::RefundApplied {
+                        payment_id: payment.id,
+                        refund_id: refund.id,
+                        status: refund.status,
+                    });
+                }
+                ProviderRefund::Duplicate => return Ok(WebhookOutcome::Duplicate),
+                ProviderRefund::Exceeds => {
+                    return self.for_operator(&payment, mark, "amount-mismatch", IgnoredReason::AmountMismatch).await;
+                }
+                ProviderRefund::Changed => {
+                    let Some(again) = self.repo.payment(payment.id).await? else {
+                        return Ok(WebhookOutcome::UnknownPayment);
+                    };
+                    payment = again;
+                }
+            }
+        }
+        // Refunds kept moving under us: let the provider deliver it again.
+        Ok(WebhookOutcome::Early { payment_id: payment.id, status: payment.status })
+    }
+
+    async fn resolve_refund_event(
+        &self,
+        refund_id: Uuid,
+        event: &NormalizedEvent,
+        provider_refund_id: Option<String>,
+        mark: &WebhookMark<'_>,
+    ) -> Result<WebhookOutcome, PaymentError> {
+        self.resolve_refund_with(refund_id, event, provider_refund_id, Some(mark)).await
+    }
+
+    async fn resolve_refund_with(
+        &self,
+        refund_id: Uuid,
+        event: &NormalizedEvent,
+        provider_refund_id: Option<String>,
+        mark: Option<&WebhookMark<'_>>,
+    ) -> Result<WebhookOutcome, PaymentError> {
         let resolution = if event.kind == ProviderEventKind::RefundSucceeded {
             RefundResolution::Succeeded { provider_refund_id }
         } else {
@@ -231,18 +373,86 @@ impl PaymentService {
                 provider_refund_id,
             }
         };
-        Ok(match self.repo.resolve_refund(refund.id, &resolution, Some(mark)).await? {
+        Ok(match self.repo.resolve_refund(refund_id, &resolution, mark).await? {
             RefundApplied::Moved { refund, payment } => {
                 self.wake_relay();
                 WebhookOutcome::RefundApplied { payment_id: payment.id, refund_id: refund.id, status: refund.status }
             }
-            RefundApplied::Unchanged { payment, .. } => {
+            RefundApplied::Unchanged { refund, payment } => {
+                if refund.status == RefundStatus::Succeeded && event.kind == ProviderEventKind::RefundFailed {
+                    tracing::warn!(refund_id = %refund.id, "the provider reports a succeeded refund as failed");
+                }
                 WebhookOutcome::Ignored { payment_id: payment.id, reason: IgnoredReason::AlreadyThere }
             }
             RefundApplied::Duplicate => WebhookOutcome::Duplicate,
             RefundApplied::Missing => WebhookOutcome::UnknownPayment,
         })
     }
+
+    /// An event about `payment` that cannot be applied yet: "deliver again" while `since` (the
+    /// payment's or its newest refund's creation) is within the retry window; past it, recorded
+    /// and the payment flagged for an operator.
+    async fn early(
+        &self,
+        payment: &Payment,
+        since: DateTime<Utc>,
+        mark: &WebhookMark<'_>,
+    ) -> Result<WebhookOutcome, PaymentError> {
+        if Utc::now() < since + self.retry_window() {
+            return Ok(WebhookOutcome::Early { payment_id: payment.id, status: payment.status });
+        }
+        tracing::warn!(payment_id = %payment.id, "webhook not applicable and past the retry window; flagged");
+        self.for_operator(payment, mark, "past-window", IgnoredReason::PastWindow).await
+    }
+
+    async fn for_operator(
+        &self,
+        payment: &Payment,
+        mark: &WebhookMark<'_>,
+        label: &str,
+        reason: IgnoredReason,
+    ) -> Result<WebhookOutcome, PaymentError> {
+        let recorded = self.repo.record_webhook(mark, label, Some(payment.id), true).await?;
+        Ok(if recorded {
+            WebhookOutcome::Ignored { payment_id: payment.id, reason }
+        } else {
+            WebhookOutcome::Duplicate
+        })
+    }
+
+    /// Nothing matches the event: "deliver again" only while something of this provider that it
+    /// could be about is younger than the retry window.
+    async fn unmatched(&self, provider: &str) -> Result<WebhookOutcome, PaymentError> {
+        if self.repo.unresolved_since(provider, Utc::now() - self.retry_window()).await? {
+            tracing::info!("webhook matches nothing yet; a recent payment or refund may be it: deliver again");
+            return Ok(WebhookOutcome::UnknownPayment);
+        }
+        Ok(WebhookOutcome::Unmatched)
+    }
+
+    fn retry_window(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.webhook_retry_window).unwrap_or(chrono::Duration::MAX)
+    }
+}
+
+/// The pending refunds (oldest first) that `new_money` — the cumulative amount's excess over
+/// what is refunded — accounts for: one of exactly that amount, else the oldest ones adding up
+/// to it, else (an event naming one refund's amount by the payment) one of `event_amount`.
+fn accounted_for(pending: &[Refund], new_money: i64, event_amount: i64) -> Option<Vec<Refund>> {
+    if let Some(one) = pending.iter().find(|r| r.amount == new_money) {
+        return Some(vec![one.clone()]);
+    }
+    let mut sum = 0;
+    for (index, refund) in pending.iter().enumerate() {
+        sum += refund.amount;
+        if sum == new_money {
+            return Some(pending[..=index].to_vec());
+        }
+        if sum > new_money {
+            break;
+        }
+    }
+    pending.iter().find(|r| r.amount == event_amount).map(|r| vec![r.clone()])
 }
 
 /// The change a payment event asks for; `None` for kinds that are not payment moves.

@@ -8,11 +8,13 @@
 
 mod collection;
 mod keyed;
+mod provider_refunds;
 mod rows;
 mod transitions;
 
 pub(crate) use collection::CandidateRow;
 pub(crate) use keyed::{Finished, KeyAnswer, KeyClaim};
+pub(crate) use provider_refunds::ProviderRefund;
 pub(crate) use rows::{PaymentWork, RefundWork, refund_key, request_metadata};
 pub use transitions::PAYMENT_RETURNED;
 pub(crate) use transitions::{Applied, RefundApplied, RefundResolution, Transition, WebhookMark, event_for, moved};
@@ -475,39 +477,6 @@ impl Repo {
         rows.into_iter().map(RefundRow::into_refund).collect()
     }
 
-    /// The refund a provider event names: by the provider's refund id (`true`), else the only
-    /// (or the oldest with this amount) pending refund of the payment with that transaction id.
-    pub async fn refund_for_event(
-        &self,
-        provider: &str,
-        provider_id: &str,
-        amount: Option<i64>,
-    ) -> Result<Option<(Refund, bool)>, RepoError> {
-        let by_refund_id = format!(
-            "SELECT {} FROM refunds r JOIN payments p ON p.id = r.payment_id \
-             WHERE p.provider = $1 AND r.provider_refund_id = $2",
-            qualified(REFUND_COLUMNS, "r")
-        );
-        let row: Option<RefundRow> = on_db!(&self.db, pool => sqlx::query_as(&by_refund_id)
-            .bind(provider).bind(provider_id).fetch_optional(pool).await)?;
-        if let Some(row) = row {
-            return Ok(Some((row.into_refund()?, true)));
-        }
-        let Some(payment) = self.payment_by_provider_tx(provider, provider_id).await? else { return Ok(None) };
-        let pending: Vec<Refund> = self
-            .refunds_of(payment.id)
-            .await?
-            .into_iter()
-            .filter(|r| r.status == crate::RefundStatus::Pending)
-            .collect();
-        let found = match amount {
-            Some(amount) => pending.into_iter().find(|r| r.amount == amount),
-            None if pending.len() == 1 => pending.into_iter().next(),
-            None => None,
-        };
-        Ok(found.map(|refund| (refund, false)))
-    }
-
     /// Claims a pending refund for one `refund` call, like [`Self::claim_process`].
     pub async fn claim_refund_call(
         &self,
@@ -594,6 +563,6 @@ impl Repo {
 }
 
 /// `a, b` → `r.a, r.b`.
-fn qualified(columns: &str, alias: &str) -> String {
+pub(super) fn qualified(columns: &str, alias: &str) -> String {
     columns.split(", ").map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ")
 }

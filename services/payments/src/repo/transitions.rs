@@ -83,9 +83,9 @@ pub(crate) enum RefundApplied {
     Missing,
 }
 
-const INSERT_WEBHOOK: &str = "INSERT INTO webhook_events (provider, event_id, kind, provider_tx_id, outcome, \
+pub(super) const INSERT_WEBHOOK: &str = "INSERT INTO webhook_events (provider, event_id, kind, provider_tx_id, outcome, \
      received_at) VALUES ($1, $2, $3, $4, 'applying', $5) ON CONFLICT (provider, event_id) DO NOTHING";
-const WEBHOOK_OUTCOME: &str =
+pub(super) const WEBHOOK_OUTCOME: &str =
     "UPDATE webhook_events SET outcome = $3, payment_id = $4, refund_id = $5 WHERE provider = $1 AND event_id = $2";
 pub(crate) const INSTALLMENT_PAID: &str =
     "UPDATE installments SET status = 'paid' WHERE id = $1 AND status IN ('due', 'overdue')";
@@ -160,7 +160,7 @@ pub(crate) fn event_for(payment: &Payment) -> Option<Event> {
     Some(Event::new(data))
 }
 
-fn refunded_event(refund: &Refund, payment: &Payment) -> Event {
+pub(super) fn refunded_event(refund: &Refund, payment: &Payment) -> Event {
     Event::new(EventData::PaymentRefunded(PaymentRefunded {
         payment_id: payment.id,
         refund_id: refund.id,

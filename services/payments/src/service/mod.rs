@@ -138,12 +138,18 @@ pub struct ReconcileReport {
     pub refunds_flagged: u32,
 }
 
+/// The default of [`PaymentService::with_webhook_retry_window`]: one hour.
+pub const WEBHOOK_RETRY_WINDOW: Duration = Duration::from_secs(3600);
+
 /// The payments service. Cheap to share (`Arc`).
 pub struct PaymentService {
     pub(crate) repo: Repo,
     pub(crate) gateway: Arc<dyn ProviderGateway>,
     pub(crate) policy: ReconcilePolicy,
     relay_wake: Option<Arc<Notify>>,
+    /// How long after a payment (refund) was created an event that cannot be applied to it yet
+    /// is answered "deliver again later"; see [`crate::webhook`].
+    pub(crate) webhook_retry_window: Duration,
 }
 
 pub(crate) fn millis(d: Duration) -> i64 {
@@ -161,7 +167,14 @@ fn request_field(field: &str) -> String {
 
 impl PaymentService {
     pub fn new(db: lessor_store::Db, gateway: Arc<dyn ProviderGateway>, policy: ReconcilePolicy) -> Self {
-        Self { repo: Repo::new(db), gateway, policy, relay_wake: None }
+        Self { repo: Repo::new(db), gateway, policy, relay_wake: None, webhook_retry_window: WEBHOOK_RETRY_WINDOW }
+    }
+
+    /// How long after a payment or refund was created an event about it that cannot be applied
+    /// yet is answered "deliver again later" (default [`WEBHOOK_RETRY_WINDOW`], one hour).
+    pub fn with_webhook_retry_window(mut self, window: Duration) -> Self {
+        self.webhook_retry_window = window;
+        self
     }
 
     /// Woken after every commit that wrote an outbox event (the events relay's wake-up).

@@ -124,7 +124,19 @@ impl PaymentService {
                 self.wake_relay();
                 Ok(refund)
             }
-            crate::repo::RefundApplied::Unchanged { refund, .. } => Ok(refund),
+            crate::repo::RefundApplied::Unchanged { refund, .. } => {
+                // A webhook resolved it first: keep the provider's id, later events name it.
+                let known = match &resolution {
+                    RefundResolution::Succeeded { provider_refund_id: Some(known) }
+                    | RefundResolution::Failed { provider_refund_id: Some(known), .. }
+                    | RefundResolution::Accepted { provider_refund_id: known } => Some(known),
+                    _ => None,
+                };
+                if let (Some(known), None) = (known, &refund.provider_refund_id) {
+                    self.repo.note_provider_refund_id(refund.id, known).await?;
+                }
+                Ok(refund)
+            }
             _ => Err(PaymentError::NotFound),
         }
     }

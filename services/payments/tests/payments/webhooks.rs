@@ -56,8 +56,8 @@ async fn the_same_event_twice_is_applied_once(engine: Engine) {
         matches!(&events[0].data, EventData::PaymentCompleted(c) if c.payment_id == payment.id && c.provider_tx_id == tx)
     );
     assert_eq!(t.count("webhook_events").await, 1);
-    // The same event id from another provider is another event.
-    assert_eq!(service.apply_provider_event("stripe", &settled).await.unwrap(), WebhookOutcome::UnknownPayment);
+    // The same event id from another provider is another event (about nothing of ours there).
+    assert_eq!(service.apply_provider_event("stripe", &settled).await.unwrap(), WebhookOutcome::Unmatched);
 }
 
 async fn stale_events_never_move_a_payment_backwards(engine: Engine) {
@@ -156,8 +156,9 @@ async fn unknown_payments_and_odd_events(engine: Engine) {
         .apply_provider_event("bank", &event("u1", ProviderEventKind::PaymentSucceeded, "tx_nope"))
         .await
         .unwrap();
-    assert_eq!(unknown, WebhookOutcome::UnknownPayment);
-    assert!(!unknown.acknowledge());
+    // No payment of this provider is waiting for its transaction id: not ours, acknowledged.
+    assert_eq!(unknown, WebhookOutcome::Unmatched);
+    assert!(unknown.acknowledge());
 
     let mut wrong_amount = event("m1", ProviderEventKind::PaymentSucceeded, &tx);
     wrong_amount.amount = Some(EventAmount { amount: 1, currency: "EUR".into() });
@@ -212,10 +213,33 @@ async fn refund_webhooks_finish_pending_refunds(engine: Engine) {
         t.events().await.into_iter().filter(|e| matches!(e.data, EventData::PaymentRefunded(_))).collect();
     assert_eq!(refunded.len(), 1);
     let unknown = event("rs2", ProviderEventKind::RefundSucceeded, &Uuid::new_v4().to_string());
-    assert_eq!(service.apply_provider_event("bank", &unknown).await.unwrap(), WebhookOutcome::UnknownPayment);
+    assert_eq!(service.apply_provider_event("bank", &unknown).await.unwrap(), WebhookOutcome::Unmatched);
+}
+
+async fn deliver_again_only_within_the_retry_window(engine: Engine) {
+    let t = TestDb::new(engine).await;
+    let gateway = ScriptedGateway::new();
+    let service = t.service(&gateway).with_webhook_retry_window(std::time::Duration::from_millis(300));
+    let (payment, owner) = with_status(&t, &service, &gateway, ProviderPaymentStatus::Processing).await;
+    let tx = payment.provider_tx_id.clone().unwrap();
+    let mut returned = event("w1", ProviderEventKind::PaymentReturned, &tx);
+    returned.reason_code = Some("MD06".into());
+    let early = service.apply_provider_event("bank", &returned).await.unwrap();
+    assert!(matches!(early, WebhookOutcome::Early { .. }), "{early:?}");
+
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // Past the window: recorded, acknowledged, the payment flagged for an operator.
+    let past = service.apply_provider_event("bank", &returned).await.unwrap();
+    assert_eq!(past, WebhookOutcome::Ignored { payment_id: payment.id, reason: IgnoredReason::PastWindow });
+    assert!(past.acknowledge());
+    assert!(service.get(owner, payment.id).await.unwrap().needs_attention);
+    assert_eq!(service.apply_provider_event("bank", &returned).await.unwrap(), WebhookOutcome::Duplicate);
+    let stranger = event("w2", ProviderEventKind::PaymentSettled, "col_x");
+    assert_eq!(service.apply_provider_event("bank", &stranger).await.unwrap(), WebhookOutcome::Unmatched);
 }
 
 on_each_engine!(
+    deliver_again_only_within_the_retry_window,
     the_same_event_twice_is_applied_once,
     stale_events_never_move_a_payment_backwards,
     a_webhook_resolves_requires_action_and_failures,
