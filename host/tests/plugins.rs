@@ -185,12 +185,18 @@ async fn http_to_an_ungranted_host_is_denied() {
         )
         .expect("load http-ungranted");
 
-    match provider_error(plugin.process(payment("sneaky", 100)).await) {
-        ProviderError::Internal(message) => {
-            assert!(message.contains("denied") && message.contains(&other.origin()), "{message}")
+    // The plugin reports the refusal as its own error; the host knows better: egress was denied.
+    match plugin.process(payment("sneaky", 100)).await {
+        Err(PluginCallError::EgressDenied { denied, error, .. }) => {
+            assert_eq!(denied, format!("{} was not granted", other.origin()));
+            assert!(
+                matches!(*error, PluginCallError::Provider(ProviderError::Internal(ref m)) if m.contains("denied")),
+                "{error:?}"
+            );
         }
-        other => panic!("expected the plugin to report the denial, got {other:?}"),
+        other => panic!("expected the call to be reported as egress denied, got {other:?}"),
     }
+    assert_eq!(runtime().metrics().egress_denied("http-ungranted"), 1);
     assert!(other.hits().is_empty(), "the ungranted host must not be contacted");
     assert!(granted.hits().is_empty());
     assert_eq!(runtime().metrics().http_requests("http-ungranted", "0.1.0", "denied"), 1);

@@ -19,6 +19,7 @@
 //! stdio; HTTP only to origins the operator granted (recorded by the registry at install); config
 //! and secrets only for keys its manifest declares, from the host's configuration.
 
+pub mod address;
 mod cache;
 mod checker;
 mod engine;
@@ -28,8 +29,10 @@ pub mod http;
 mod limits;
 pub mod live;
 pub mod metrics;
+mod pool;
 mod runtime;
 mod state;
+pub mod text;
 pub mod types;
 pub mod versions;
 
@@ -37,7 +40,7 @@ pub use cache::{CacheOutcome, Digest};
 pub use checker::RuntimeChecker;
 pub use engine::RuntimeConfig;
 pub use error::{LoadError, PluginCallError, RuntimeError, SandboxFailure};
-pub use grants::{Denial, Grants};
+pub use grants::{Denial, Granted, Grants};
 pub use lessor_plugin_registry::{Manifest, Origin, OriginPattern};
 pub use limits::{Limits, MemoryLimitExceeded};
 pub use live::{LiveProviders, ProviderSlot, ProviderUnavailable, Snapshot};
