@@ -483,3 +483,20 @@ async fn calls_run_side_by_side_in_separate_instances() {
         assert_eq!(call.await.expect("join").expect("call").provider_transaction_id, format!("c-{i}"));
     }
 }
+
+/// Plugin calls run on the runtime's own threads: with tokio's shared blocking pool taken (as
+/// password hashing takes it under a login flood), a payment's plugin call still runs at once.
+#[test]
+fn plugin_calls_do_not_wait_for_the_shared_blocking_pool() {
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(1).build().unwrap();
+    tokio.block_on(async {
+        let plugin = load_plain("minimal");
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let hog = tokio::task::spawn_blocking(move || wait.recv().ok());
+        let call = tokio::time::timeout(Duration::from_secs(2), plugin.process(payment("beside-a-busy-pool", 1))).await;
+        release.send(()).unwrap();
+        hog.await.unwrap();
+        let outcome = call.expect("the plugin call waited for tokio's blocking pool").expect("call");
+        assert_eq!(outcome.provider_transaction_id, "beside-a-busy-pool");
+    });
+}
