@@ -34,7 +34,7 @@ fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
         _ if ip.is_multicast() => "multicast",
         _ if ip.is_broadcast() => "broadcast",
         (0, _, _) => "this network",
-        (192, 0, 0) => "IETF protocol assignment",
+        (192, 0, 0) => "IETF protocol",
         (192, 0, 2) | (198, 51, 100) | (203, 0, 113) => "documentation",
         (198, 18..=19, _) => "benchmarking",
         (240..=255, _, _) => "reserved",
@@ -45,18 +45,18 @@ fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
 
 fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
     if let Some(v4) = ip.to_ipv4_mapped() {
-        return non_public_v4(v4).map(|_| "IPv4-mapped non-public");
+        return non_public_v4(v4).map(|_| "non-public (IPv4-mapped)");
     }
     let segments = ip.segments();
     // IPv4-compatible (::a.b.c.d, deprecated) and NAT64 (64:ff9b::/96) embed an IPv4 address.
     if segments[..6] == [0; 6] && !ip.is_unspecified() && !ip.is_loopback() {
         let v4 = ip.to_ipv4().expect("the first 96 bits are zero");
-        return non_public_v4(v4).map(|_| "IPv4-compatible non-public");
+        return non_public_v4(v4).map(|_| "non-public (IPv4-compatible)");
     }
     if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
         let [.., hi, lo] = segments;
         let v4 = Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
-        return non_public_v4(v4).map(|_| "NAT64 non-public");
+        return non_public_v4(v4).map(|_| "non-public (NAT64)");
     }
     let reason = match segments[0] {
         _ if ip.is_unspecified() => "unspecified",
@@ -73,8 +73,10 @@ fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
 }
 
 /// A name resolved only to addresses a plugin may not reach (the error the resolver returns).
+/// Its text names the kind of address, not the address: it ends up in the payment's
+/// `failure_message`, which the payer can read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{host} resolves to {addr}, a {reason} address; grant the address itself or allow private addresses")]
+#[error("{host} resolves to a {reason} address")]
 pub struct NonPublicAddress {
     pub host: String,
     pub addr: IpAddr,
@@ -188,7 +190,7 @@ mod tests {
 
     #[test]
     fn mapped_forms_say_what_they_hide() {
-        assert_eq!(non_public(ip("::ffff:127.0.0.1")), Some("IPv4-mapped non-public"));
+        assert_eq!(non_public(ip("::ffff:127.0.0.1")), Some("non-public (IPv4-mapped)"));
         assert_eq!(non_public(ip("169.254.169.254")), Some("link-local"));
         assert_eq!(non_public(ip("100.64.0.1")), Some("shared (CGNAT)"));
     }
