@@ -99,8 +99,12 @@ pub fn plugin_runtime(config: &Config) -> anyhow::Result<PluginRuntime> {
         http_timeout: p.call_timeout.min(Limits::default().http_timeout),
         ..Limits::default()
     };
-    let runtime_config =
-        RuntimeConfig { limits, cache_dir: Some(config.plugin_cache_dir()), ..RuntimeConfig::default() };
+    let runtime_config = RuntimeConfig {
+        limits,
+        cache_dir: Some(config.plugin_cache_dir()),
+        max_concurrent_calls: p.max_concurrent_calls,
+        ..RuntimeConfig::default()
+    };
     PluginRuntime::new(runtime_config).context("starting the plugin runtime")
 }
 

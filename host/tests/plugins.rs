@@ -185,12 +185,18 @@ async fn http_to_an_ungranted_host_is_denied() {
         )
         .expect("load http-ungranted");
 
-    match provider_error(plugin.process(payment("sneaky", 100)).await) {
-        ProviderError::Internal(message) => {
-            assert!(message.contains("denied") && message.contains(&other.origin()), "{message}")
+    // The plugin reports the refusal as its own error; the host knows better: egress was denied.
+    match plugin.process(payment("sneaky", 100)).await {
+        Err(PluginCallError::EgressDenied { denied, error, .. }) => {
+            assert_eq!(denied, format!("{} was not granted", other.origin()));
+            assert!(
+                matches!(*error, PluginCallError::Provider(ProviderError::Internal(ref m)) if m.contains("denied")),
+                "{error:?}"
+            );
         }
-        other => panic!("expected the plugin to report the denial, got {other:?}"),
+        other => panic!("expected the call to be reported as egress denied, got {other:?}"),
     }
+    assert_eq!(runtime().metrics().egress_denied("http-ungranted"), 1);
     assert!(other.hits().is_empty(), "the ungranted host must not be contacted");
     assert!(granted.hits().is_empty());
     assert_eq!(runtime().metrics().http_requests("http-ungranted", "0.1.0", "denied"), 1);
@@ -476,4 +482,21 @@ async fn calls_run_side_by_side_in_separate_instances() {
     for (i, call) in calls.enumerate() {
         assert_eq!(call.await.expect("join").expect("call").provider_transaction_id, format!("c-{i}"));
     }
+}
+
+/// Plugin calls run on the runtime's own threads: with tokio's shared blocking pool taken (as
+/// password hashing takes it under a login flood), a payment's plugin call still runs at once.
+#[test]
+fn plugin_calls_do_not_wait_for_the_shared_blocking_pool() {
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(1).build().unwrap();
+    tokio.block_on(async {
+        let plugin = load_plain("minimal");
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let hog = tokio::task::spawn_blocking(move || wait.recv().ok());
+        let call = tokio::time::timeout(Duration::from_secs(2), plugin.process(payment("beside-a-busy-pool", 1))).await;
+        release.send(()).unwrap();
+        hog.await.unwrap();
+        let outcome = call.expect("the plugin call waited for tokio's blocking pool").expect("call");
+        assert_eq!(outcome.provider_transaction_id, "beside-a-busy-pool");
+    });
 }

@@ -5,7 +5,7 @@ use crate::digest::Digest;
 use crate::names::{ProviderId, Version};
 use crate::package::PackageError;
 use crate::repo::RepoError;
-use crate::signature::SignatureRefusal;
+use crate::signature::{KeyId, SignatureRefusal};
 use crate::store::PackageStoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +22,19 @@ pub enum RegistryError {
         "{provider}@{version} is already installed (component {digest}); publish the new build under another version, or remove this one first"
     )]
     DuplicateVersion { provider: ProviderId, version: Version, digest: Digest },
+    /// The package comes from another publisher than the live version, whose secrets it would
+    /// receive (`--allow-new-publisher` overrides).
+    #[error(
+        "{plugin} refused: {provider}@{live_version} is published by {}, but this package is {}; the secrets set for {provider} would go to another publisher (pass --allow-new-publisher if that is intended)",
+        publisher_words(.live_publisher), publisher_words_new(.new_publisher)
+    )]
+    NewPublisher {
+        plugin: String,
+        provider: ProviderId,
+        live_version: Version,
+        live_publisher: Option<KeyId>,
+        new_publisher: Option<KeyId>,
+    },
     #[error("no plugin is installed for provider `{provider}`")]
     NotInstalled { provider: ProviderId },
     #[error("`{provider}` is installed, but not in version {version}")]
@@ -42,6 +55,20 @@ pub enum RegistryError {
     Corrupt(String),
     #[error("database error: {0}")]
     Database(sqlx::Error),
+}
+
+fn publisher_words(key: &Option<KeyId>) -> String {
+    match key {
+        Some(k) => format!("key `{k}`"),
+        None => "no one (unsigned)".to_owned(),
+    }
+}
+
+fn publisher_words_new(key: &Option<KeyId>) -> String {
+    match key {
+        Some(k) => format!("signed by key `{k}`"),
+        None => "unsigned".to_owned(),
+    }
 }
 
 fn active_note(active: &Option<Version>) -> String {

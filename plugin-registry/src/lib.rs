@@ -40,7 +40,7 @@ pub use origin::{Origin, OriginError, OriginPattern, Scheme};
 pub use package::{MAX_COMPONENT_BYTES, Package, PackageError, write_signature};
 pub use publisher::PublisherKey;
 pub use records::{Activation, ActivePlugin, ActiveSet, NewPlugin, PluginRecord, Removal, Revision, StoredParts};
-pub use registry::{Installed, Registry};
+pub use registry::{Admission, Installed, Registry};
 pub use repo::{InsertMode, PluginRepository, RepoError, SqlPlugins};
 pub use signature::{
     KeyError, KeyId, PackageSignature, SignatureFileError, SignaturePolicy, SignatureRefusal, TrustedKey,

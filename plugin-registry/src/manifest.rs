@@ -79,7 +79,13 @@ impl Manifest {
         let hosts = raw
             .hosts
             .iter()
-            .map(|h| h.parse::<OriginPattern>().map_err(|e| invalid("hosts", &e.to_string())))
+            .map(|h| match h.parse::<OriginPattern>() {
+                Ok(p) if p.allow_private => {
+                    Err(invalid("hosts", "only the operator can allow private addresses (`+private`)"))
+                }
+                Ok(p) => Ok(p),
+                Err(e) => Err(invalid("hosts", &e.to_string())),
+            })
             .collect::<Result<Vec<OriginPattern>, _>>()?;
         let config = keys(raw.config, "config")?;
         let secrets = keys(raw.secrets, "secrets")?;
@@ -212,6 +218,7 @@ mod tests {
         assert_eq!(key_of(&GOOD.replace("stripe.wasm", "../../etc/x.wasm")), "component");
         assert_eq!(key_of(&GOOD.replace("stripe.wasm", "stripe.so")), "component");
         assert_eq!(key_of(&GOOD.replace("https://api.stripe.com\"", "https://api.stripe.com/v1\"")), "hosts");
+        assert_eq!(key_of(&GOOD.replace("http://127.0.0.1:*", "http://10.0.0.1:*+private")), "hosts");
         assert_eq!(key_of(&GOOD.replace("\"account\"", "\"a b\"")), "config");
         assert_eq!(key_of(&GOOD.replace("\"api_key\"", "\"\"")), "secrets");
     }

@@ -2,6 +2,11 @@
 //! `scheme://host[:port]` with `http` or `https`, nothing after the authority, and `:*` for any
 //! port on that host (`http://127.0.0.1:*`). Host names are normalised by the `url` crate
 //! (lower case, IDNA, IPv6 in brackets), so two spellings of one origin compare equal.
+//!
+//! An operator's grant may end in `+private` (`http://stripe-mock.internal:12111+private`, or
+//! `--grant-host … --allow-private`): the host then lets that grant's name resolve to loopback,
+//! private, link-local and other non-public addresses, which it otherwise refuses. A manifest can
+//! never ask for that (see `Manifest`); grants stored without the suffix keep their meaning.
 
 use std::fmt;
 use std::str::FromStr;
@@ -72,6 +77,9 @@ impl FromStr for Origin {
     }
 }
 
+/// How a grant that may reach non-public addresses is written and stored.
+const PRIVATE_SUFFIX: &str = "+private";
+
 /// An origin whose port may be "any" (`:*`): what a manifest requests and an operator grants.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OriginPattern {
@@ -79,11 +87,18 @@ pub struct OriginPattern {
     pub host: String,
     /// `None` is `:*`, any port.
     pub port: Option<u16>,
+    /// The operator allowed this name to resolve to non-public addresses (`+private`).
+    pub allow_private: bool,
 }
 
 impl OriginPattern {
     pub fn covers(&self, origin: &Origin) -> bool {
         self.scheme == origin.scheme && self.host == origin.host && self.port.is_none_or(|p| p == origin.port)
+    }
+
+    /// The same pattern, allowed (or not) to reach non-public addresses.
+    pub fn with_private(self, allow_private: bool) -> Self {
+        Self { allow_private, ..self }
     }
 
     /// The exact origin, when the pattern names one port.
@@ -92,7 +107,7 @@ impl OriginPattern {
     }
 
     /// An operator's `--grant-host`: an origin pattern as in a manifest, or a bare
-    /// `HOST[:PORT]` (or `HOST:*`), which means `https`.
+    /// `HOST[:PORT]` (or `HOST:*`), which means `https`; either may end in `+private`.
     pub fn parse_grant(s: &str) -> Result<Self, OriginError> {
         if s.contains("://") { s.parse() } else { format!("https://{s}").parse() }
     }
@@ -101,9 +116,10 @@ impl OriginPattern {
 impl fmt::Display for OriginPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.port {
-            Some(port) => write!(f, "{}://{}:{port}", self.scheme.as_str(), self.host),
-            None => write!(f, "{}://{}:*", self.scheme.as_str(), self.host),
+            Some(port) => write!(f, "{}://{}:{port}", self.scheme.as_str(), self.host)?,
+            None => write!(f, "{}://{}:*", self.scheme.as_str(), self.host)?,
         }
+        if self.allow_private { f.write_str(PRIVATE_SUFFIX) } else { Ok(()) }
     }
 }
 
@@ -111,18 +127,22 @@ impl FromStr for OriginPattern {
     type Err = OriginError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (s, allow_private) = match s.strip_suffix(PRIVATE_SUFFIX) {
+            Some(rest) => (rest, true),
+            None => (s, false),
+        };
         let (origin, any_port) = match s.strip_suffix(":*") {
             Some(rest) => (rest.parse::<Origin>()?, true),
             None => (s.parse::<Origin>()?, false),
         };
-        Ok(Self { scheme: origin.scheme, host: origin.host, port: (!any_port).then_some(origin.port) })
+        Ok(Self { scheme: origin.scheme, host: origin.host, port: (!any_port).then_some(origin.port), allow_private })
     }
 }
 
 /// The pattern that covers exactly this origin.
 impl From<Origin> for OriginPattern {
     fn from(o: Origin) -> Self {
-        Self { scheme: o.scheme, host: o.host, port: Some(o.port) }
+        Self { scheme: o.scheme, host: o.host, port: Some(o.port), allow_private: false }
     }
 }
 
@@ -199,5 +219,19 @@ mod tests {
         let back: Vec<OriginPattern> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, vec![pattern("http://127.0.0.1:*")]);
         assert!(serde_json::from_str::<Vec<OriginPattern>>(r#"["file:///x"]"#).is_err());
+    }
+
+    #[test]
+    fn a_grant_may_allow_private_addresses_and_says_so() {
+        let private = OriginPattern::parse_grant("http://stripe-mock.internal:12111+private").unwrap();
+        assert!(private.allow_private);
+        assert_eq!(private.to_string(), "http://stripe-mock.internal:12111+private");
+        assert_eq!(private.to_string().parse::<OriginPattern>().unwrap(), private);
+        let any = OriginPattern::parse_grant("mock.internal:*+private").unwrap();
+        assert_eq!((any.port, any.allow_private), (None, true));
+        // Stored grants without the suffix keep their meaning: no private addresses.
+        let stored: Vec<OriginPattern> = serde_json::from_str(r#"["https://api.stripe.com:443"]"#).unwrap();
+        assert!(!stored[0].allow_private);
+        assert!(private.covers(&"http://stripe-mock.internal:12111".parse().unwrap()));
     }
 }

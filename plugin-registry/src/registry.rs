@@ -34,6 +34,17 @@ pub struct Registry {
     policy: SignaturePolicy,
 }
 
+/// What the operator accepts beyond the package's own claims when admitting it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Admission<'a> {
+    /// Origins granted beyond those the manifest requests (`--grant-host`).
+    pub extra_grants: &'a [OriginPattern],
+    /// Accept a package whose publisher (signing key, or none) differs from the live version's
+    /// (`--allow-new-publisher`). Without it such a package is refused, so a package that merely
+    /// claims a provider id never receives the secrets set for that provider.
+    pub allow_new_publisher: bool,
+}
+
 /// What [`Registry::install`] and [`Registry::upgrade`] recorded.
 #[derive(Debug, Clone)]
 pub struct Installed {
@@ -76,7 +87,17 @@ impl Registry {
         extra_grants: &[OriginPattern],
         checker: &dyn ComponentChecker,
     ) -> Result<Installed, RegistryError> {
-        self.admit(package, extra_grants, checker, InsertMode::Install).await
+        self.install_with(package, Admission { extra_grants, ..Admission::default() }, checker).await
+    }
+
+    /// [`Registry::install`] with the operator's [`Admission`].
+    pub async fn install_with(
+        &self,
+        package: &Package,
+        admission: Admission<'_>,
+        checker: &dyn ComponentChecker,
+    ) -> Result<Installed, RegistryError> {
+        self.admit(package, admission, checker, InsertMode::Install).await
     }
 
     /// Installs a new version of an installed provider and makes it active. Grants are those of
@@ -87,16 +108,27 @@ impl Registry {
         extra_grants: &[OriginPattern],
         checker: &dyn ComponentChecker,
     ) -> Result<Installed, RegistryError> {
-        self.admit(package, extra_grants, checker, InsertMode::Upgrade).await
+        self.upgrade_with(package, Admission { extra_grants, ..Admission::default() }, checker).await
+    }
+
+    /// [`Registry::upgrade`] with the operator's [`Admission`].
+    pub async fn upgrade_with(
+        &self,
+        package: &Package,
+        admission: Admission<'_>,
+        checker: &dyn ComponentChecker,
+    ) -> Result<Installed, RegistryError> {
+        self.admit(package, admission, checker, InsertMode::Upgrade).await
     }
 
     async fn admit(
         &self,
         package: &Package,
-        extra_grants: &[OriginPattern],
+        admission: Admission<'_>,
         checker: &dyn ComponentChecker,
         mode: InsertMode,
     ) -> Result<Installed, RegistryError> {
+        let extra_grants = admission.extra_grants;
         let manifest = package.manifest();
         let plugin = manifest.label();
         let signed_by = self.verify_signature(package)?;
@@ -112,6 +144,20 @@ impl Registry {
         }
         if mode == InsertMode::Upgrade && existing.is_empty() {
             return Err(RegistryError::UpgradeOfUnknownProvider { provider: manifest.provider().clone() });
+        }
+        // Secrets are set per provider: they must keep going to the publisher they were set for.
+        // The reference is the live version (active), else the newest installed one.
+        if let Some(live) = existing.iter().find(|r| r.active).or(existing.last())
+            && !same_publisher(live.signed_by.as_ref(), signed_by.as_ref())
+            && !admission.allow_new_publisher
+        {
+            return Err(RegistryError::NewPublisher {
+                plugin,
+                provider: live.provider.clone(),
+                live_version: live.version.clone(),
+                live_publisher: live.signed_by.clone(),
+                new_publisher: signed_by,
+            });
         }
         let replaced = match mode {
             InsertMode::Upgrade => existing.iter().find(|r| r.active).map(|r| r.version.clone()),
@@ -284,6 +330,17 @@ fn merge_grants(requested: &[OriginPattern], extra: &[OriginPattern]) -> Vec<Ori
     grants
 }
 
+/// Whether a package signed by `new` comes from the publisher of one signed by `live`. A first
+/// signature on a provider that was unsigned is no new publisher: an unsigned package proves no
+/// one's identity, and any signature that verified is by a key the operator trusts.
+fn same_publisher(live: Option<&KeyId>, new: Option<&KeyId>) -> bool {
+    match (live, new) {
+        (None, _) => true,
+        (Some(live), Some(new)) => live == new,
+        (Some(_), None) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +355,16 @@ mod tests {
         let extra = patterns(&["api.stripe.com", "http://127.0.0.1:*", "sandbox.stripe.test:8443"]);
         let merged: Vec<String> = merge_grants(&requested, &extra).iter().map(ToString::to_string).collect();
         assert_eq!(merged, ["https://api.stripe.com:443", "http://127.0.0.1:*", "https://sandbox.stripe.test:8443"]);
+    }
+
+    #[test]
+    fn the_publisher_may_start_signing_but_never_change_or_stop() {
+        let (a, b) = (KeyId::parse("acme").unwrap(), KeyId::parse("mallory").unwrap());
+        assert!(same_publisher(None, None));
+        assert!(same_publisher(None, Some(&a)));
+        assert!(same_publisher(Some(&a), Some(&a)));
+        assert!(!same_publisher(Some(&a), Some(&b)));
+        assert!(!same_publisher(Some(&a), None));
     }
 
     #[test]

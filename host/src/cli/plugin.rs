@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use lessor_plugin_registry::{
-    KeyId, OriginPattern, Package, PluginRecord, PluginRef, ProviderId, PublisherKey, Registry, Version,
+    Admission, KeyId, OriginPattern, Package, PluginRecord, PluginRef, ProviderId, PublisherKey, Registry, Version,
     write_signature,
 };
 use serde_json::json;
@@ -24,16 +24,14 @@ pub enum PluginCommand {
     /// first version becomes active.
     Install {
         path: PathBuf,
-        /// Also allow HOST[:PORT] (https unless a scheme is given; `:*` for any port), beyond the
-        /// hosts the manifest requests. Repeatable.
-        #[arg(long = "grant-host", value_name = "HOST[:PORT]", value_parser = parse_grant)]
-        grant_hosts: Vec<OriginPattern>,
+        #[command(flatten)]
+        admission: AdmissionArgs,
     },
     /// Install a new version of an installed provider and make it active.
     Upgrade {
         path: PathBuf,
-        #[arg(long = "grant-host", value_name = "HOST[:PORT]", value_parser = parse_grant)]
-        grant_hosts: Vec<OriginPattern>,
+        #[command(flatten)]
+        admission: AdmissionArgs,
     },
     /// List installed plugins.
     List {
@@ -80,6 +78,24 @@ pub enum PluginCommand {
     },
 }
 
+/// What the operator grants and accepts beyond the package's claims.
+#[derive(Debug, clap::Args)]
+pub struct AdmissionArgs {
+    /// Also allow HOST[:PORT] (https unless a scheme is given; `:*` for any port), beyond the
+    /// hosts the manifest requests. Repeatable. A name must resolve to public addresses unless
+    /// it ends in `+private` or `--allow-private` is given; an IP literal is granted as written.
+    #[arg(long = "grant-host", value_name = "HOST[:PORT]", value_parser = parse_grant)]
+    grant_hosts: Vec<OriginPattern>,
+    /// Let the `--grant-host` names of this command resolve to loopback, private, link-local
+    /// and other non-public addresses (a mock or sidecar on the operator's network).
+    #[arg(long, requires = "grant_hosts")]
+    allow_private: bool,
+    /// Accept a package signed by another key (or unsigned) than the provider's live version:
+    /// it will receive the secrets set for that provider.
+    #[arg(long)]
+    allow_new_publisher: bool,
+}
+
 fn parse_grant(s: &str) -> Result<OriginPattern, String> {
     OriginPattern::parse_grant(s).map_err(|e| e.to_string())
 }
@@ -99,8 +115,8 @@ pub async fn run(command: PluginCommand, config: &Config) -> anyhow::Result<()> 
 
 async fn manage(command: PluginCommand, config: &Config, registry: &Registry) -> anyhow::Result<()> {
     match command {
-        PluginCommand::Install { path, grant_hosts } => admit(config, registry, &path, &grant_hosts, false).await,
-        PluginCommand::Upgrade { path, grant_hosts } => admit(config, registry, &path, &grant_hosts, true).await,
+        PluginCommand::Install { path, admission } => admit(config, registry, &path, &admission, false).await,
+        PluginCommand::Upgrade { path, admission } => admit(config, registry, &path, &admission, true).await,
         PluginCommand::List { json } => {
             let records = registry.list().await?;
             if json {
@@ -195,9 +211,12 @@ async fn admit(
     config: &Config,
     registry: &Registry,
     path: &std::path::Path,
-    grants: &[OriginPattern],
+    args: &AdmissionArgs,
     upgrade: bool,
 ) -> anyhow::Result<()> {
+    let grants: Vec<OriginPattern> =
+        args.grant_hosts.iter().map(|g| g.clone().with_private(g.allow_private || args.allow_private)).collect();
+    let admission = Admission { extra_grants: &grants, allow_new_publisher: args.allow_new_publisher };
     let package = Package::load(path).with_context(|| format!("reading the package at {}", path.display()))?;
     let manifest = package.manifest();
     println!("package {} (provider {}, {})", manifest.label(), manifest.provider(), manifest.wit());
@@ -215,9 +234,9 @@ async fn admit(
     let runtime = startup::plugin_runtime(config)?;
     let checker = RuntimeChecker::new(runtime);
     let installed = if upgrade {
-        registry.upgrade(&package, grants, &checker).await?
+        registry.upgrade_with(&package, admission, &checker).await?
     } else {
-        registry.install(&package, grants, &checker).await?
+        registry.install_with(&package, admission, &checker).await?
     };
     let r = &installed.record;
     if let Some(signer) = &r.signed_by {

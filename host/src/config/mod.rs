@@ -66,6 +66,7 @@ struct RawConfig {
     plugin_reload_ms: u64,
     plugin_call_timeout_ms: u64,
     plugin_memory_mib: usize,
+    plugin_max_concurrent_calls: u32,
     plugins: BTreeMap<String, BTreeMap<String, SecretString>>,
     reconcile_interval_secs: u64,
     webhook_retry_window_secs: u64,
@@ -117,6 +118,7 @@ impl Default for RawConfig {
             plugin_reload_ms: 2000,
             plugin_call_timeout_ms: 20_000,
             plugin_memory_mib: 64,
+            plugin_max_concurrent_calls: 64,
             plugins: BTreeMap::new(),
             reconcile_interval_secs: 30,
             webhook_retry_window_secs: 3600,
@@ -342,6 +344,9 @@ impl Config {
         if !(1..=4096).contains(&raw.plugin_memory_mib) {
             return Err(invalid("plugin_memory_mib", "must be between 1 and 4096"));
         }
+        if !(1..=1024).contains(&raw.plugin_max_concurrent_calls) {
+            return Err(invalid("plugin_max_concurrent_calls", "must be between 1 and 1024"));
+        }
         if !(1..=86_400).contains(&raw.reconcile_interval_secs) {
             return Err(invalid("reconcile_interval_secs", "must be between 1 and 86400"));
         }
@@ -385,6 +390,7 @@ impl Config {
             reload_interval: std::time::Duration::from_millis(raw.plugin_reload_ms),
             call_timeout: std::time::Duration::from_millis(raw.plugin_call_timeout_ms),
             memory_bytes: raw.plugin_memory_mib << 20,
+            max_concurrent_calls: raw.plugin_max_concurrent_calls,
             settings: ProviderSettings::new(raw.plugins),
         };
         Ok(Self {

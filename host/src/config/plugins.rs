@@ -27,6 +27,9 @@ pub struct PluginConfig {
     pub reload_interval: Duration,
     pub call_timeout: Duration,
     pub memory_bytes: usize,
+    /// Plugin calls that may run at once (`plugin_max_concurrent_calls`): instance slots, and
+    /// the plugin call threads they run on (apart from tokio's blocking pool).
+    pub max_concurrent_calls: u32,
     pub settings: ProviderSettings,
 }
 

@@ -64,6 +64,12 @@ fn gateway_error(e: PluginCallError) -> GatewayError {
             reason: format!("{what} is {size} bytes, over the {limit}-byte cap"),
         },
         sandbox @ PluginCallError::Sandbox { .. } => GatewayError::OutcomeUnknown(sandbox.to_string()),
+        // Nothing left the host for the refused request: the plugin's grants do not let it reach
+        // its provider, which no retry changes.
+        PluginCallError::EgressDenied { plugin, denied, .. } => {
+            tracing::warn!(plugin, denied, "provider call failed on refused egress; failing it without retry");
+            GatewayError::EgressDenied(denied)
+        }
     }
 }
 

@@ -15,6 +15,12 @@ pub enum PluginCallError {
     /// The sandbox stopped the call. The plugin is `name@version`.
     #[error("plugin {plugin} failed: {failure}")]
     Sandbox { plugin: String, failure: SandboxFailure },
+    /// The call failed after the host refused one of its requests for its destination (an
+    /// origin not granted, or a granted name resolving to a non-public address). Nothing left
+    /// the host for that request: a configuration error, not an unknown outcome. `error` is what
+    /// the call ended with.
+    #[error("plugin {plugin} was refused egress: {denied}")]
+    EgressDenied { plugin: String, denied: String, error: Box<PluginCallError> },
 }
 
 impl PluginCallError {
@@ -24,12 +30,14 @@ impl PluginCallError {
             Self::Provider(e) => e.kind(),
             Self::InputTooLarge { .. } => "input_too_large",
             Self::Sandbox { .. } => "sandbox",
+            Self::EgressDenied { .. } => "egress_denied",
         }
     }
 
     pub fn sandbox_failure(&self) -> Option<&SandboxFailure> {
         match self {
             Self::Sandbox { failure, .. } => Some(failure),
+            Self::EgressDenied { error, .. } => error.sandbox_failure(),
             _ => None,
         }
     }

@@ -28,12 +28,28 @@ impl Grants {
         self.patterns.iter()
     }
 
-    /// Parses `url` and allows it only when a granted pattern covers its origin.
-    pub fn check(&self, url: &str) -> Result<Url, Denial> {
+    /// Parses `url` and allows it only when a granted pattern covers its origin. Where the
+    /// name may resolve to is checked when connecting (`address.rs`), unless a covering grant
+    /// says `+private`.
+    pub fn check(&self, url: &str) -> Result<Granted, Denial> {
         let parsed = Url::parse(url).map_err(|e| Denial::InvalidUrl(format!("`{url}`: {e}")))?;
         let origin = Origin::of_url(&parsed).map_err(|e| Denial::InvalidUrl(e.to_string()))?;
-        if self.patterns.iter().any(|p| p.covers(&origin)) { Ok(parsed) } else { Err(Denial::NotGranted(origin)) }
+        let mut covering = self.patterns.iter().filter(|p| p.covers(&origin)).peekable();
+        if covering.peek().is_none() {
+            return Err(Denial::NotGranted(origin));
+        }
+        let allow_private = covering.any(|p| p.allow_private);
+        Ok(Granted { url: parsed, origin, allow_private })
     }
+}
+
+/// A request URL some grant covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Granted {
+    pub url: Url,
+    pub origin: Origin,
+    /// A covering grant lets the name resolve to non-public addresses.
+    pub allow_private: bool,
 }
 
 /// Why the host refused to send a plugin's request.
@@ -96,5 +112,12 @@ mod tests {
         }
         // Another spelling of the same host is a different origin: deny rather than resolve.
         assert!(matches!(grants.check("http://localhost:9000/"), Err(Denial::NotGranted(_))));
+    }
+
+    #[test]
+    fn only_a_private_grant_lets_a_name_reach_private_addresses() {
+        let grants = Grants::new([pattern("http://mock.internal:9000+private"), pattern("https://api.stripe.com")]);
+        assert!(grants.check("http://mock.internal:9000/x").unwrap().allow_private);
+        assert!(!grants.check("https://api.stripe.com/v1").unwrap().allow_private);
     }
 }

@@ -4,10 +4,12 @@
 //! transport only moves bytes. `ReqwestTransport` is the real one; tests and benches may supply
 //! their own (an external system behind a trait).
 
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use url::Url;
+
+use super::address::{NonPublicAddress, PublicOnly};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -23,6 +25,10 @@ pub struct OutboundRequest {
     pub method: Method,
     /// Already checked against the plugin's grants.
     pub url: Url,
+    /// The grant that allowed `url` lets its name resolve to non-public addresses (`+private`).
+    /// Otherwise a name must resolve to public ones (see `address.rs`); an IP literal in `url`
+    /// was granted as written and is not resolved.
+    pub allow_private: bool,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
@@ -72,11 +78,16 @@ pub trait HttpTransport: Send + Sync + 'static {
     ) -> Result<HttpResponse, HttpFailure>;
 }
 
-/// reqwest on a small tokio runtime of its own, so calls work from any thread (a blocking-pool
+/// reqwest on a small tokio runtime of its own, so calls work from any thread (a plugin call
 /// thread, a bench, a runtime worker) without nesting runtimes. Redirects are not followed (a
 /// granted host must not bounce a plugin to one that is not) and proxies are ignored.
+///
+/// Two clients, so their connection pools never mix: `public` resolves names with
+/// [`PublicOnly`] (one lookup, non-public addresses dropped, the connection made to an address
+/// that was checked), `private` with the system resolver, for grants marked `+private`.
 pub struct ReqwestTransport {
-    client: reqwest::Client,
+    public: reqwest::Client,
+    private: reqwest::Client,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -87,14 +98,16 @@ impl ReqwestTransport {
             .thread_name("plugin-http")
             .enable_all()
             .build()?;
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("lessor-plugin-host/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(std::io::Error::other)?;
-        Ok(Self { client, runtime: Some(runtime) })
+        let builder = || {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .connect_timeout(Duration::from_secs(5))
+                .user_agent(concat!("lessor-plugin-host/", env!("CARGO_PKG_VERSION")))
+        };
+        let public = builder().dns_resolver(Arc::new(PublicOnly)).build().map_err(std::io::Error::other)?;
+        let private = builder().build().map_err(std::io::Error::other)?;
+        Ok(Self { public, private, runtime: Some(runtime) })
     }
 }
 
@@ -116,7 +129,7 @@ impl HttpTransport for ReqwestTransport {
     ) -> Result<HttpResponse, HttpFailure> {
         let Some(runtime) = &self.runtime else { return Err(HttpFailure::Connection("transport shut down".into())) };
         let (tx, rx) = mpsc::sync_channel(1);
-        let client = self.client.clone();
+        let client = if request.allow_private { &self.private } else { &self.public }.clone();
         let task = runtime.spawn(async move {
             let result = tokio::time::timeout(timeout, exchange(&client, request, max_response_bytes))
                 .await
@@ -170,6 +183,13 @@ async fn exchange(
 }
 
 fn failure(e: reqwest::Error) -> HttpFailure {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<NonPublicAddress>() {
+            return HttpFailure::Denied(refused.to_string());
+        }
+        source = cause.source();
+    }
     if e.is_timeout() {
         HttpFailure::Timeout
     } else if e.is_builder() {

@@ -20,7 +20,8 @@ pub struct Limits {
     pub max_http_request_bytes: usize,
     pub max_http_response_bytes: usize,
     pub max_http_requests_per_call: u32,
-    /// Log lines beyond this are dropped (and counted in one final line).
+    /// Lines one call may write to the host log: its own, the host's warnings about its requests,
+    /// the notice that the budget is spent and the host's line about how the call ended.
     pub max_log_lines_per_call: u32,
 }
 

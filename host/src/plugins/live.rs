@@ -160,17 +160,12 @@ impl LiveProviders {
             tracing::warn!(provider = %plugin.provider, key, "configured plugin key is not declared by the manifest; not handed over");
         }
         let (config, secrets) = self.settings.for_manifest(&plugin.manifest);
-        let runtime = self.runtime.clone();
-        let grants = plugin.grants.clone();
-        let manifest = plugin.manifest.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
-            runtime.load(&manifest, &component, Grants::new(grants), config, secrets)
-        })
-        .await;
-        match loaded {
-            Ok(Ok(loaded)) => ProviderSlot::Serving { plugin: loaded, grants: plugin.grants.clone() },
-            Ok(Err(e)) => broken(e.to_string()),
-            Err(e) => broken(format!("loading task failed: {e}")),
+        // Loading calls the plugin's `info`, which needs an instance slot like any call: under
+        // full load this waits for one instead of failing and leaving the provider broken.
+        let grants = Grants::new(plugin.grants.clone());
+        match self.runtime.load_in_slot(plugin.manifest.clone(), component, grants, config, secrets).await {
+            Ok(loaded) => ProviderSlot::Serving { plugin: loaded, grants: plugin.grants.clone() },
+            Err(e) => broken(e.to_string()),
         }
     }
 

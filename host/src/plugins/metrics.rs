@@ -41,6 +41,11 @@ pub struct HttpLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabels {
+    pub plugin: String,
+}
+
 /// The functions a plugin call can be (labels of `function`).
 const FUNCTIONS: &[&str] = &["info", "validate", "process", "refund", "parse_webhook", "instantiate"];
 
@@ -70,6 +75,10 @@ impl PluginSeries {
     pub(crate) fn observe_http(&self, outcome: &str) {
         self.metrics.observe_http(&self.plugin, &self.version, outcome);
     }
+
+    pub(crate) fn observe_egress_denied(&self) {
+        self.metrics.egress_denied.get_or_create(&PluginLabels { plugin: self.plugin.clone() }).inc();
+    }
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -89,6 +98,7 @@ pub struct PluginMetrics {
     duration: HistogramFamily<DurationLabels>,
     traps: Family<TrapLabels, Counter>,
     http: Family<HttpLabels, Counter>,
+    egress_denied: Family<PluginLabels, Counter>,
 }
 
 impl Default for PluginMetrics {
@@ -98,6 +108,7 @@ impl Default for PluginMetrics {
             duration: Family::new_with_constructor(call_histogram),
             traps: Family::default(),
             http: Family::default(),
+            egress_denied: Family::default(),
         }
     }
 }
@@ -115,6 +126,11 @@ impl PluginMetrics {
             "plugin_http_requests",
             "Plugin HTTP requests through the host, by outcome",
             self.http.clone(),
+        );
+        registry.register(
+            "plugin_egress_denied",
+            "Plugin HTTP requests the host refused for their destination (not granted, or a non-public address)",
+            self.egress_denied.clone(),
         );
     }
 
@@ -173,6 +189,11 @@ impl PluginMetrics {
         self.traps
             .get(&TrapLabels { plugin: plugin.into(), version: version.into(), kind: kind.into() })
             .map_or(0, |c| c.get())
+    }
+
+    /// Requests of `plugin` refused for their destination.
+    pub fn egress_denied(&self, plugin: &str) -> u64 {
+        self.egress_denied.get(&PluginLabels { plugin: plugin.into() }).map_or(0, |c| c.get())
     }
 
     /// The count of one host-HTTP series.

@@ -8,7 +8,11 @@
 //!   converting to and from the version-independent [`types`]; the only place that knows versions.
 //! - `state`: a call's store data and the host interface (HTTP, config, secrets, log, now),
 //!   implemented once for every version.
-//! - [`grants`]: the deny-by-default allow-list of origins (the registry's patterns). [`http`]: the transport behind it.
+//! - [`grants`]: the deny-by-default allow-list of origins (the registry's patterns). [`http`]: the
+//!   transport behind it; [`address`]: which addresses a granted name may resolve to, and the
+//!   resolver that connects only to checked ones.
+//! - [`text`]: plugin-supplied strings escaped and capped before they reach a log or an error.
+//! - `pool`: the instance slots and the plugin call threads (not tokio's blocking pool).
 //! - `engine`: the one `Engine` (pooling allocator, fuel, epoch clock); `cache`: precompiled
 //!   components on disk keyed by digest, wasmtime version and engine configuration.
 //! - [`live`]: [`LiveProviders`], the providers this process serves, reloaded from the registry
@@ -16,9 +20,11 @@
 //! - [`error`]: provider errors vs sandbox failures; [`metrics`]: per plugin and version.
 //!
 //! Invariant: a plugin gets nothing it was not granted. No files, no environment, no sockets, no
-//! stdio; HTTP only to origins the operator granted (recorded by the registry at install); config
+//! stdio; HTTP only to origins the operator granted (recorded by the registry at install), by
+//! names that resolve to public addresses unless the grant says otherwise; config
 //! and secrets only for keys its manifest declares, from the host's configuration.
 
+pub mod address;
 mod cache;
 mod checker;
 mod engine;
@@ -28,8 +34,10 @@ pub mod http;
 mod limits;
 pub mod live;
 pub mod metrics;
+mod pool;
 mod runtime;
 mod state;
+pub mod text;
 pub mod types;
 pub mod versions;
 
@@ -37,7 +45,7 @@ pub use cache::{CacheOutcome, Digest};
 pub use checker::RuntimeChecker;
 pub use engine::RuntimeConfig;
 pub use error::{LoadError, PluginCallError, RuntimeError, SandboxFailure};
-pub use grants::{Denial, Grants};
+pub use grants::{Denial, Granted, Grants};
 pub use lessor_plugin_registry::{Manifest, Origin, OriginPattern};
 pub use limits::{Limits, MemoryLimitExceeded};
 pub use live::{LiveProviders, ProviderSlot, ProviderUnavailable, Snapshot};

@@ -16,6 +16,7 @@ use super::grants::Grants;
 use super::http::{HttpTransport, ReqwestTransport};
 use super::limits::MemoryLimitExceeded;
 use super::metrics::PluginMetrics;
+use super::pool::CallPool;
 use super::state::{CallState, PluginContext};
 use super::types::{
     PaymentOutcome, PaymentRequest, ProviderError, ProviderInfo, RefundOutcome, RefundRequest, WebhookEvent,
@@ -37,9 +38,9 @@ struct RuntimeInner {
     config: RuntimeConfig,
     transport: Arc<dyn HttpTransport>,
     metrics: PluginMetrics,
-    /// One permit per pooled instance slot: async calls queue here instead of failing to
-    /// instantiate when every slot is busy.
-    slots: tokio::sync::Semaphore,
+    /// One slot per pooled instance and the threads calls run on: async calls queue for a slot
+    /// instead of failing to instantiate when every slot is busy.
+    pool: CallPool,
     _ticker: EpochTicker,
 }
 
@@ -56,9 +57,9 @@ impl PluginRuntime {
         let linkers = Linkers::new(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let cache = ComponentCache::new(&engine, config.cache_dir.clone()).map_err(RuntimeError::Cache)?;
         let ticker = EpochTicker::start(&engine, config.epoch_tick).map_err(RuntimeError::Thread)?;
-        let slots = tokio::sync::Semaphore::new(config.max_concurrent_calls.max(1) as usize);
+        let pool = CallPool::new(config.max_concurrent_calls.max(1) as usize);
         let metrics = PluginMetrics::default();
-        let inner = RuntimeInner { engine, linkers, cache, config, transport, metrics, slots, _ticker: ticker };
+        let inner = RuntimeInner { engine, linkers, cache, config, transport, metrics, pool, _ticker: ticker };
         Ok(Self { inner: Arc::new(inner) })
     }
 
@@ -69,6 +70,32 @@ impl PluginRuntime {
 
     pub fn config(&self) -> &RuntimeConfig {
         &self.inner.config
+    }
+
+    /// Instance slots free now (of `max_concurrent_calls`): a slot is taken from before a call's
+    /// sandbox starts until it has ended.
+    pub fn free_slots(&self) -> usize {
+        self.inner.pool.free_slots()
+    }
+
+    /// [`PluginRuntime::load`] on a call thread holding an instance slot (its `info` call needs
+    /// one): under full load it waits for a slot rather than failing to instantiate.
+    pub async fn load_in_slot(
+        &self,
+        manifest: Manifest,
+        component: Vec<u8>,
+        grants: Grants,
+        config: BTreeMap<String, String>,
+        secrets: BTreeMap<String, SecretString>,
+    ) -> Result<LoadedPlugin, LoadError> {
+        let runtime = self.clone();
+        let plugin = manifest.label();
+        let loading = self.inner.pool.run(move || runtime.load(&manifest, &component, grants, config, secrets));
+        match loading.await {
+            Ok(Ok(result)) => result,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(closed) => Err(LoadError::InvalidComponent { plugin, detail: closed.to_string() }),
+        }
     }
 
     /// Checks, compiles (or loads precompiled) and links one plugin, then calls its `info` to
@@ -143,8 +170,9 @@ impl PluginRuntime {
 /// A loaded plugin. Cheap to clone; calls may run concurrently, each in its own instance.
 ///
 /// The `*_blocking` methods run the call on the current thread (they may wait on host HTTP); the
-/// async ones wait for a free instance slot, then run it on tokio's blocking pool. Blocking callers
-/// that exceed `max_concurrent_calls` at once get `SandboxFailure::Instantiation`.
+/// async ones wait for a free instance slot, then run it on the runtime's own call threads
+/// (`pool.rs`), holding the slot until the sandbox ends even if the caller stops waiting.
+/// Blocking callers that exceed `max_concurrent_calls` at once get `SandboxFailure::Instantiation`.
 #[derive(Clone)]
 pub struct LoadedPlugin {
     inner: Arc<LoadedInner>,
@@ -251,15 +279,13 @@ impl LoadedPlugin {
         call: impl FnOnce(&LoadedPlugin) -> Result<R, PluginCallError> + Send + 'static,
     ) -> Result<R, PluginCallError> {
         let plugin = self.clone();
-        let cancelled = || PluginCallError::Sandbox {
-            plugin: self.inner.caller.context.label.clone(),
-            failure: SandboxFailure::Instantiation("the call was cancelled: the host is shutting down".into()),
-        };
-        let Ok(_slot) = self.inner.caller.runtime.slots.acquire().await else { return Err(cancelled()) };
-        match tokio::task::spawn_blocking(move || call(&plugin)).await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(cancelled()),
+        match self.inner.caller.runtime.pool.run(move || call(&plugin)).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => Err(PluginCallError::Sandbox {
+                plugin: self.inner.caller.context.label.clone(),
+                failure: SandboxFailure::Instantiation("the call was cancelled: the host is shutting down".into()),
+            }),
         }
     }
 }
@@ -283,14 +309,22 @@ impl Caller {
         run: impl FnOnce(&dyn ProviderBindings, &mut Store<CallState>) -> Result<Result<R, ProviderError>, CallFailure>,
     ) -> Result<R, PluginCallError> {
         let started = Instant::now();
-        let result = self.run(started, input, run);
+        let (result, denied) = self.run(started, input, run);
         let c = &self.context;
+        // A call that failed after a request was refused for its destination failed because of
+        // its configuration (grants), whatever the plugin made of the refusal.
+        let result = match (result, denied) {
+            (Err(error), Some(denied)) => {
+                Err(PluginCallError::EgressDenied { plugin: c.label.clone(), denied, error: Box::new(error) })
+            }
+            (result, _) => result,
+        };
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.outcome(),
         };
         c.metrics.observe_call(function, outcome, started.elapsed());
-        if let Err(PluginCallError::Sandbox { failure, .. }) = &result {
+        if let Some(failure) = result.as_ref().err().and_then(PluginCallError::sandbox_failure) {
             c.metrics.observe_trap(failure.kind());
             tracing::warn!(
                 plugin = %c.name, version = %c.version, function, kind = failure.kind(), %failure,
@@ -305,34 +339,46 @@ impl Caller {
         started: Instant,
         input: Option<(&'static str, usize)>,
         run: impl FnOnce(&dyn ProviderBindings, &mut Store<CallState>) -> Result<Result<R, ProviderError>, CallFailure>,
-    ) -> Result<R, PluginCallError> {
+    ) -> (Result<R, PluginCallError>, Option<String>) {
         let limits = &self.context.limits;
         if let Some((what, size)) = input
             && size > limits.max_input_bytes
         {
-            return Err(PluginCallError::InputTooLarge { what, size, limit: limits.max_input_bytes });
+            return (Err(PluginCallError::InputTooLarge { what, size, limit: limits.max_input_bytes }), None);
         }
         let sandbox = |failure| PluginCallError::Sandbox { plugin: self.context.label.clone(), failure };
 
         let deadline = started + limits.timeout;
         let mut store = Store::new(&self.runtime.engine, CallState::new(self.context.clone(), deadline));
         store.limiter(|s| &mut s.limiter);
-        if let Some(fuel) = limits.fuel {
-            store.set_fuel(fuel).map_err(|e| sandbox(SandboxFailure::Instantiation(format!("{e:#}"))))?;
+        if let Some(fuel) = limits.fuel
+            && let Err(e) = store.set_fuel(fuel)
+        {
+            return (Err(sandbox(SandboxFailure::Instantiation(format!("{e:#}")))), None);
         }
         store.set_epoch_deadline(deadline_ticks(limits.timeout, self.runtime.config.epoch_tick));
         store.epoch_deadline_trap();
 
         let result = run(self.bindings.as_ref(), &mut store);
-        // A trapped store cannot be entered again; it is dropped with this function either way.
-        let output_cap = limits.max_output_bytes;
+        let denied = store.data_mut().host.egress_denied.take();
+        (self.classify(result, &mut store), denied)
+    }
+
+    fn classify<R: WireSize>(
+        &self,
+        result: Result<Result<R, ProviderError>, CallFailure>,
+        store: &mut Store<CallState>,
+    ) -> Result<R, PluginCallError> {
+        let sandbox = |failure| PluginCallError::Sandbox { plugin: self.context.label.clone(), failure };
+        // A trapped store cannot be entered again; it is dropped by the caller either way.
+        let output_cap = self.context.limits.max_output_bytes;
         match result {
             Ok(reply) => {
                 let size = reply.wire_size();
                 if size > output_cap {
                     return Err(sandbox(SandboxFailure::OutputTooLarge { size, limit: output_cap }));
                 }
-                reply.map_err(PluginCallError::Provider)
+                reply.map_err(|e| PluginCallError::Provider(e.sanitized()))
             }
             Err(CallFailure::Instantiate(e)) if !is_trap(&e) => {
                 Err(sandbox(SandboxFailure::Instantiation(format!("{e:#}"))))

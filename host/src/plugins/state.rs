@@ -14,6 +14,7 @@ use super::grants::{Denial, Grants};
 use super::http::{HttpFailure, HttpResponse, HttpTransport, Method, OutboundRequest};
 use super::limits::{CallLimiter, Limits};
 use super::metrics::PluginSeries;
+use super::text::escape;
 
 /// Everything about one loaded plugin that its calls share.
 pub(crate) struct PluginContext {
@@ -44,7 +45,14 @@ impl CallState {
             wasi: None,
             table: ResourceTable::new(),
             limiter,
-            host: HostState { plugin, deadline, http_requests: 0, log_lines: 0, panic_message: None },
+            host: HostState {
+                plugin,
+                deadline,
+                http_requests: 0,
+                log_lines: 0,
+                panic_message: None,
+                egress_denied: None,
+            },
         }
     }
 }
@@ -91,9 +99,19 @@ pub(crate) struct HostState {
     deadline: Instant,
     http_requests: u32,
     log_lines: u32,
-    /// What the SDK's panic hook reported during this call.
+    /// What the SDK's panic hook reported during this call (escaped and capped).
     pub(crate) panic_message: Option<String>,
+    /// The first request of this call the host refused for its destination (an origin not
+    /// granted, or a granted name resolving to a non-public address): a configuration error the
+    /// caller reports as such rather than as an unknown outcome.
+    pub(crate) egress_denied: Option<String>,
 }
+
+/// Caps on plugin text in the host's logs (bytes before escaping).
+const MAX_MESSAGE: usize = 4096;
+const MAX_KEY: usize = 64;
+const MAX_VALUE: usize = 512;
+const MAX_FIELDS: usize = 32;
 
 impl HostState {
     pub(crate) fn fetch(
@@ -121,19 +139,26 @@ impl HostState {
         body: Vec<u8>,
     ) -> Result<HttpResponse, HttpFailure> {
         let p = self.plugin.clone();
-        let url = match p.grants.check(url) {
-            Ok(url) => url,
-            Err(denial) => {
-                tracing::warn!(plugin = %p.name, version = %p.version, %denial, "plugin HTTP refused");
-                return Err(match denial {
-                    Denial::NotGranted(origin) => HttpFailure::Denied(origin.to_string()),
-                    Denial::InvalidUrl(why) => HttpFailure::InvalidRequest(why),
-                });
+        let granted = match p.grants.check(url) {
+            Ok(granted) => granted,
+            Err(Denial::NotGranted(origin)) => {
+                let origin = origin.to_string();
+                self.deny_egress(&origin, "not granted");
+                return Err(HttpFailure::Denied(origin));
+            }
+            Err(Denial::InvalidUrl(why)) => {
+                let why = escape(&why, MAX_VALUE).into_owned();
+                if self.may_log() {
+                    tracing::warn!(plugin = %p.name, version = %p.version, why, "plugin HTTP refused: invalid URL");
+                }
+                return Err(HttpFailure::InvalidRequest(why));
             }
         };
         self.http_requests += 1;
         if self.http_requests > p.limits.max_http_requests_per_call {
-            tracing::warn!(plugin = %p.name, version = %p.version, "plugin HTTP refused: too many requests in one call");
+            if self.may_log() {
+                tracing::warn!(plugin = %p.name, version = %p.version, "plugin HTTP refused: too many requests in one call");
+            }
             return Err(HttpFailure::Denied(format!(
                 "more than {} requests in one call",
                 p.limits.max_http_requests_per_call
@@ -145,7 +170,7 @@ impl HostState {
         if let Some((name, _)) =
             headers.iter().find(|(k, _)| FORBIDDEN_HEADERS.iter().any(|f| k.eq_ignore_ascii_case(f)))
         {
-            return Err(HttpFailure::InvalidRequest(format!("header `{name}` is set by the host")));
+            return Err(HttpFailure::InvalidRequest(format!("header `{}` is set by the host", escape(name, MAX_KEY))));
         }
         if body.len() > p.limits.max_http_request_bytes {
             return Err(HttpFailure::TooLarge);
@@ -155,12 +180,56 @@ impl HostState {
             return Err(HttpFailure::Timeout);
         }
         let timeout = remaining.min(p.limits.http_timeout);
-        let request = OutboundRequest { method, url, headers, body };
+        let origin = granted.origin.to_string();
+        let request = OutboundRequest { method, url: granted.url, allow_private: granted.allow_private, headers, body };
         let result = p.transport.send(request, timeout, p.limits.max_http_response_bytes);
-        if let Err(failure) = &result {
-            tracing::info!(plugin = %p.name, version = %p.version, %failure, "plugin HTTP failed");
+        match &result {
+            // The transport refuses only by destination: a granted name that resolved to a
+            // non-public address.
+            Err(HttpFailure::Denied(why)) => {
+                let why = why.clone();
+                self.deny_egress(&origin, &why);
+            }
+            Err(failure) if self.may_log() => {
+                tracing::info!(plugin = %p.name, version = %p.version, %failure, "plugin HTTP failed");
+            }
+            _ => {}
         }
         result
+    }
+
+    /// Records a request refused for its destination: the call's first denial, the metric and a
+    /// warning (within the call's log budget, so a plugin looping on denied requests cannot
+    /// flood the log).
+    fn deny_egress(&mut self, origin: &str, why: &str) {
+        let p = self.plugin.clone();
+        p.metrics.observe_egress_denied();
+        if self.egress_denied.is_none() {
+            self.egress_denied = Some(if why == "not granted" {
+                format!("{origin} was not granted")
+            } else {
+                format!("{origin} refused: {why}")
+            });
+        }
+        if self.may_log() {
+            tracing::warn!(plugin = %p.name, version = %p.version, origin, why, "plugin HTTP refused");
+        }
+    }
+
+    /// Takes one line of this call's log budget; `false` when it is spent. Of the budget
+    /// (`max_log_lines_per_call`), the next-to-last line says it is spent and the last is kept
+    /// for the host's own line about how the call ended, so a call writes at most the budget.
+    fn may_log(&mut self) -> bool {
+        self.log_lines = self.log_lines.saturating_add(1);
+        let last_for_the_call = self.plugin.limits.max_log_lines_per_call.saturating_sub(1);
+        if self.log_lines < last_for_the_call {
+            return true;
+        }
+        if self.log_lines == last_for_the_call {
+            let p = &self.plugin;
+            tracing::warn!(plugin = %p.name, version = %p.version, "plugin log limit reached; dropping further lines");
+        }
+        false
     }
 
     /// Only keys the manifest declares are ever in the map (checked at load).
@@ -174,19 +243,13 @@ impl HostState {
 
     pub(crate) fn log(&mut self, level: LogLevel, message: &str, fields: &[(String, String)]) {
         if level == LogLevel::Error && fields.iter().any(|(k, v)| k == "panic" && v == "true") {
-            self.panic_message = Some(truncate(message, 1024).to_owned());
+            self.panic_message = Some(escape(message, 1024).into_owned());
         }
-        self.log_lines += 1;
-        let max = self.plugin.limits.max_log_lines_per_call;
-        if self.log_lines > max {
-            if self.log_lines == max + 1 {
-                let p = &self.plugin;
-                tracing::warn!(plugin = %p.name, version = %p.version, "plugin log limit reached; dropping further lines");
-            }
+        if !self.may_log() {
             return;
         }
         let p = &self.plugin;
-        let message = truncate(message, 4096);
+        let message = escape(message, MAX_MESSAGE);
         // Rendered only if a subscriber records the line, straight into its output.
         let fields = tracing::field::display(Fields(fields));
         match level {
@@ -213,28 +276,17 @@ impl HostState {
     }
 }
 
-/// A log line's fields as `k=v k=v`: the first 32, keys and values truncated.
+/// A log line's fields as `k=v k=v`: the first 32, keys and values escaped and capped.
 struct Fields<'a>(&'a [(String, String)]);
 
 impl std::fmt::Display for Fields<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, (k, v)) in self.0.iter().take(32).enumerate() {
+        for (i, (k, v)) in self.0.iter().take(MAX_FIELDS).enumerate() {
             if i > 0 {
                 f.write_str(" ")?;
             }
-            write!(f, "{}={}", truncate(k, 64), truncate(v, 512))?;
+            write!(f, "{}={}", escape(k, MAX_KEY), escape(v, MAX_VALUE))?;
         }
         Ok(())
     }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }

@@ -115,6 +115,9 @@ pub struct ProviderInfo {
     pub capabilities: BTreeSet<Capability>,
 }
 
+/// Cap on a provider error's text as the host keeps it.
+const MAX_ERROR_TEXT: usize = 1024;
+
 /// A provider's own answer that a call did not produce an outcome (the WIT `provider-error`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
@@ -133,6 +136,21 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// The error with its plugin-chosen text escaped and capped (`text::escape`): what the host
+    /// passes on, logs and stores.
+    pub fn sanitized(self) -> Self {
+        let clean = |s: String| super::text::escape(&s, MAX_ERROR_TEXT).into_owned();
+        match self {
+            Self::Declined(reason) => Self::Declined(clean(reason)),
+            Self::InvalidRequest { field, reason } => {
+                Self::InvalidRequest { field: super::text::escape(&field, 128).into_owned(), reason: clean(reason) }
+            }
+            Self::ProviderUnavailable(message) => Self::ProviderUnavailable(clean(message)),
+            Self::Internal(message) => Self::Internal(clean(message)),
+            other @ (Self::SignatureInvalid | Self::NotSupported) => other,
+        }
+    }
+
     /// A stable label for metrics and logs.
     pub fn kind(&self) -> &'static str {
         match self {

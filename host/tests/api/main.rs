@@ -17,6 +17,7 @@ mod ops;
 mod payments;
 #[path = "../peers/mod.rs"]
 mod peers;
+mod plugin_attacks;
 #[path = "../plugins/build.rs"]
 #[allow(dead_code)]
 mod plugin_build;

@@ -25,20 +25,20 @@ pub fn shared_cache() -> PathBuf {
 }
 
 /// Runs `host` commands against one data directory and database, as an operator would.
-struct Operator {
-    dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
+pub(crate) struct Operator {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) env: Vec<(String, String)>,
     _pg: Option<PgTestDb>,
 }
 
-struct Output {
-    ok: bool,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Output {
+    pub(crate) ok: bool,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Operator {
-    async fn new(backend: Backend) -> Self {
+    pub(crate) async fn new(backend: Backend) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut env = vec![
             ("LESSOR_DATA_DIR".to_owned(), dir.path().join("data").display().to_string()),
@@ -54,12 +54,12 @@ impl Operator {
         Self { dir, env, _pg: pg }
     }
 
-    fn set(&mut self, key: &str, value: &str) {
+    pub(crate) fn set(&mut self, key: &str, value: &str) {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.to_owned(), value.to_owned()));
     }
 
-    async fn run(&self, args: &[&str]) -> Output {
+    pub(crate) async fn run(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(HOST);
         cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).current_dir(self.dir.path());
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -71,27 +71,27 @@ impl Operator {
         }
     }
 
-    async fn ok(&self, args: &[&str]) -> String {
+    pub(crate) async fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args).await;
         assert!(out.ok, "`host {}` failed:\n{}\n{}", args.join(" "), out.stdout, out.stderr);
         out.stdout
     }
 
     /// The command fails, and says `words` on stderr.
-    async fn refused(&self, args: &[&str], words: &str) {
+    pub(crate) async fn refused(&self, args: &[&str], words: &str) {
         let out = self.run(args).await;
         assert!(!out.ok, "`host {}` should fail:\n{}", args.join(" "), out.stdout);
         assert!(out.stderr.contains(words), "`host {}`: expected {words:?} in\n{}", args.join(" "), out.stderr);
     }
 
-    async fn list(&self) -> Vec<Value> {
+    pub(crate) async fn list(&self) -> Vec<Value> {
         let text = self.ok(&["plugin", "list", "--json"]).await;
         let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("list --json: {e}: {text}"));
         v["items"].as_array().unwrap().clone()
     }
 
     /// A copy of a built package in this operator's directory, to tamper with.
-    fn copy_package(&self, name: &str) -> PathBuf {
+    pub(crate) fn copy_package(&self, name: &str) -> PathBuf {
         let to = self.dir.path().join("packages").join(name);
         std::fs::create_dir_all(&to).unwrap();
         for entry in std::fs::read_dir(packages_dir().join(name)).unwrap() {
@@ -102,7 +102,7 @@ impl Operator {
     }
 }
 
-fn pkg(name: &str) -> String {
+pub(crate) fn pkg(name: &str) -> String {
     packages_dir().join(name).display().to_string()
 }
 

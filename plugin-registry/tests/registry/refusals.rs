@@ -3,8 +3,8 @@
 use std::fs;
 
 use lessor_plugin_registry::{
-    ComponentRefusal, Digest, Package, PackageError, PackageStoreError, RegistryError, Revision, SignaturePolicy,
-    SignatureRefusal, write_signature,
+    Admission, ComponentRefusal, Digest, Package, PackageError, PackageStoreError, RegistryError, Revision,
+    SignaturePolicy, SignatureRefusal, write_signature,
 };
 
 use crate::helpers::{Engine, FakeChecker, TestEnv, component_bytes, publisher, sign_dir, write_package};
@@ -150,6 +150,59 @@ async fn a_signed_package_by_a_trusted_key_is_accepted(engine: Engine) {
     assert_eq!(stored.signature(), package.signature());
 }
 
+/// The provider's secrets follow its publisher: another signing key, or unsigned after signed,
+/// is refused on upgrade and on install of a further version, unless the operator allows it.
+async fn a_package_by_another_publisher_is_refused(engine: Engine) {
+    let (acme, mallory) = (publisher("acme"), publisher("mallory"));
+    let policy = SignaturePolicy { required: false, trusted: vec![acme.trusted_key(), mallory.trusted_key()] };
+    let env = TestEnv::with_policy(engine, policy).await;
+    let signed = |name: &str, version: &str, key: Option<&lessor_plugin_registry::PublisherKey>| {
+        let dir = env.scratch(name);
+        write_package(&dir, "stripe", version, &[]);
+        if let Some(key) = key {
+            sign_dir(&dir, key);
+        }
+        Package::load(&dir).unwrap()
+    };
+    env.registry.install(&signed("acme-1", "1.0.0", Some(&acme)), &[], &FakeChecker).await.unwrap();
+
+    let by_mallory = signed("mallory-2", "2.0.0", Some(&mallory));
+    let unsigned = signed("unsigned-2", "2.0.0", None);
+    for package in [&by_mallory, &unsigned] {
+        for upgrade in [true, false] {
+            let result = if upgrade {
+                env.registry.upgrade(package, &[], &FakeChecker).await
+            } else {
+                env.registry.install(package, &[], &FakeChecker).await
+            };
+            let err = result.unwrap_err();
+            assert!(matches!(err, RegistryError::NewPublisher { .. }), "{err}");
+            let text = err.to_string();
+            assert!(text.contains("stripe@1.0.0 is published by key `acme`"), "{text}");
+        }
+    }
+    let words = env.registry.upgrade(&unsigned, &[], &FakeChecker).await.unwrap_err().to_string();
+    assert!(words.contains("but this package is unsigned"), "{words}");
+    assert_eq!(env.registry.list().await.unwrap().len(), 1);
+
+    let allowed = Admission { extra_grants: &[], allow_new_publisher: true };
+    let installed = env.registry.upgrade_with(&by_mallory, allowed, &FakeChecker).await.unwrap();
+    assert_eq!(installed.record.signed_by.as_ref().map(|k| k.as_str()), Some("mallory"));
+    assert!(installed.record.active);
+}
+
+/// A provider installed unsigned may start signing: an unsigned package named no publisher.
+async fn an_unsigned_provider_may_start_signing(engine: Engine) {
+    let acme = publisher("acme");
+    let env =
+        TestEnv::with_policy(engine, SignaturePolicy { required: false, trusted: vec![acme.trusted_key()] }).await;
+    env.registry.install(&env.package("stripe", "1.0.0"), &[], &FakeChecker).await.unwrap();
+    let dir = env.scratch("signed-2");
+    write_package(&dir, "stripe", "2.0.0", &[]);
+    sign_dir(&dir, &acme);
+    env.registry.upgrade(&Package::load(&dir).unwrap(), &[], &FakeChecker).await.unwrap();
+}
+
 async fn a_component_of_an_unknown_wit_version_is_refused(engine: Engine) {
     let env = TestEnv::new(engine).await;
     let dir = env.scratch("wrong-world");
@@ -283,6 +336,8 @@ on_both_engines!(
     an_invalid_signature_is_refused,
     an_unsigned_package_is_refused_when_signatures_are_required,
     a_signed_package_by_a_trusted_key_is_accepted,
+    a_package_by_another_publisher_is_refused,
+    an_unsigned_provider_may_start_signing,
     a_component_of_an_unknown_wit_version_is_refused,
     a_component_without_the_provider_export_is_refused,
     a_duplicate_version_is_refused,

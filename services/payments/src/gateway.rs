@@ -15,6 +15,10 @@
 //! | `provider-error::provider-unavailable(msg)` | `Unavailable(msg)` |
 //! | `provider-error::internal(msg)`, any sandbox failure (trap, fuel, deadline, memory, output cap), host HTTP timeout | `OutcomeUnknown(msg)` |
 //! | input over the size cap (the plugin was not called) | `InvalidRequest { field: "payment_method", … }` |
+//! | a failed call after the host refused one of its requests for its destination (origin not granted, granted name resolving to a private address) | `EgressDenied(origin and reason)` |
+//!
+//! `EgressDenied` is a configuration error: nothing left the host for the refused request, so
+//! the payment (refund) fails at once with `provider_egress_denied` and is not reconciled.
 //!
 //! `Unavailable` and `OutcomeUnknown` from `process` or `refund` leave the payment (refund)
 //! `pending` for reconciliation, which calls again with the same id and idempotency key:
@@ -130,6 +134,11 @@ pub enum GatewayError {
     /// provider may or may not have acted.
     #[error("outcome unknown: {0}")]
     OutcomeUnknown(String),
+    /// The host refused the provider's request for its destination (an origin the operator did
+    /// not grant, or a granted name resolving to a private address): nothing was sent there, and
+    /// no retry helps until the operator changes the grants. Carries the origin and why.
+    #[error("the host refused the provider's request: {0}")]
+    EgressDenied(String),
 }
 
 impl GatewayError {
@@ -142,6 +151,7 @@ impl GatewayError {
             Self::InvalidRequest { .. } => "invalid-request",
             Self::Unavailable(_) => "provider-unavailable",
             Self::OutcomeUnknown(_) => "outcome-unknown",
+            Self::EgressDenied(_) => "provider_egress_denied",
         }
     }
 

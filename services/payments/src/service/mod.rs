@@ -479,6 +479,9 @@ pub(crate) fn validation_error(e: GatewayError) -> PaymentError {
         GatewayError::Unavailable(message) | GatewayError::OutcomeUnknown(message) => {
             PaymentError::ProviderUnavailable(message)
         }
+        // Nothing was written yet: the provider cannot be used until the operator fixes its
+        // grants, which is the host's problem, not the request's.
+        denied @ GatewayError::EgressDenied(_) => PaymentError::ProviderUnavailable(denied.to_string()),
     }
 }
 

@@ -190,7 +190,28 @@ async fn a_refund_with_an_unknown_outcome_is_reconciled(engine: Engine) {
     assert_eq!((calls[0].refund_id, &calls[0].idempotency_key), (calls[1].refund_id, &calls[1].idempotency_key));
 }
 
+/// The host refused the provider's request for its destination: the refund fails at once with
+/// `provider_egress_denied`, releases its amount and is not reconciled.
+async fn a_refund_refused_egress_fails_at_once(engine: Engine) {
+    let t = TestDb::new(engine).await;
+    let gateway = ScriptedGateway::new();
+    let service = t.service(&gateway);
+    let (payment, staff) = paid(&t, &service, 10_000).await;
+
+    let denied = "https://refunds.example:443 was not granted";
+    gateway.on_refund(RefundStep::Refuse(GatewayError::EgressDenied(denied.into())));
+    let refund = service.refund(staff, payment.id, &refund_of(Some(4_000)), None).await.unwrap();
+    assert_eq!((refund.status, refund.failure_code.as_deref()), (RefundStatus::Failed, Some("provider_egress_denied")));
+    assert!(refund.failure_message.as_deref().is_some_and(|m| m.contains("https://refunds.example:443")), "{refund:?}");
+    let after = service.get(staff, payment.id).await.unwrap();
+    assert_eq!((after.refunded_amount, after.refund_pending_amount), (0, 0));
+    let report = service.reconcile_due(Utc::now() + chrono::Duration::hours(3), 10).await.unwrap();
+    assert_eq!(report.refunds_checked, 0, "{report:?}");
+    assert_eq!(gateway.refund_calls().len(), 1, "the provider is not asked again");
+}
+
 on_each_engine!(
+    a_refund_refused_egress_fails_at_once,
     partial_then_full_refunds,
     concurrent_refunds_never_exceed_the_captured_amount,
     refunds_are_idempotent_by_their_own_key,
