@@ -1,6 +1,7 @@
 //! Configuration: defaults, then an optional TOML file, then `LESSOR_*` environment
 //! variables. Unknown keys and invalid values stop start-up with a message naming the key.
 
+mod http;
 mod plugins;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+pub use http::{HttpSettings, RateLimits};
 pub use plugins::{PluginConfig, ProviderSettings};
 
 pub const ENV_PREFIX: &str = "LESSOR_";
@@ -50,6 +52,16 @@ struct RawConfig {
     login_max_failures_per_address: u32,
     login_window_secs: u64,
     shutdown_grace_secs: u64,
+    header_read_timeout_secs: u64,
+    request_timeout_secs: u64,
+    body_read_timeout_secs: u64,
+    max_connections: usize,
+    rate_limit_per_token: u32,
+    rate_limit_per_address: u32,
+    webhook_rate_limit: u32,
+    cors_origins: String,
+    metrics_token: Option<SecretString>,
+    metrics_addr: Option<String>,
     plugin_dir: Option<PathBuf>,
     plugin_cache_dir: Option<PathBuf>,
     plugin_require_signatures: bool,
@@ -95,6 +107,16 @@ impl Default for RawConfig {
             login_max_failures_per_address: 50,
             login_window_secs: 900,
             shutdown_grace_secs: 30,
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 60,
+            body_read_timeout_secs: 30,
+            max_connections: 10_000,
+            rate_limit_per_token: 600,
+            rate_limit_per_address: 1200,
+            webhook_rate_limit: 600,
+            cors_origins: String::new(),
+            metrics_token: None,
+            metrics_addr: None,
             plugin_dir: None,
             plugin_cache_dir: None,
             plugin_require_signatures: false,
@@ -141,6 +163,10 @@ pub struct Config {
     pub login_max_failures_per_address: u32,
     pub login_window_secs: u64,
     pub shutdown_grace_secs: u64,
+    /// Timeouts, the connection cap, CORS and where `/metrics` is served.
+    pub http: HttpSettings,
+    /// Requests per minute past login; 0 turns a limit off.
+    pub rate_limits: RateLimits,
     pub plugins: PluginConfig,
     /// How often `serve` asks providers about payments whose outcome is unknown.
     pub reconcile_interval: Duration,
@@ -228,6 +254,7 @@ impl Config {
 
     fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
         let addr: SocketAddr = raw.addr.trim().parse().map_err(|e| invalid("addr", format!("`{}`: {e}", raw.addr)))?;
+        let http = http::settings(&raw)?;
         let database = DatabaseTarget::from_config(raw.database_url.as_deref(), &raw.data_dir)
             .map_err(|e| invalid("database_url", e))?;
         let redis = match raw.redis_url.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -286,6 +313,11 @@ impl Config {
         if raw.collection_retry_days.len() > 20 || raw.collection_retry_days.iter().any(|d| !(1..=90).contains(d)) {
             return Err(invalid("collection_retry_days", "must be at most 20 waits of 1-90 days each"));
         }
+        let rate_limits = RateLimits {
+            per_token: raw.rate_limit_per_token,
+            per_address: raw.rate_limit_per_address,
+            webhook: raw.webhook_rate_limit,
+        };
         let chain = lessor_chain::ChainConfig {
             api_url: raw.ton_api_url.filter(|u| !u.trim().is_empty()),
             api_key: raw.ton_api_key,
@@ -340,6 +372,8 @@ impl Config {
             login_max_failures_per_address: raw.login_max_failures_per_address,
             login_window_secs: raw.login_window_secs.max(1),
             shutdown_grace_secs: raw.shutdown_grace_secs,
+            http,
+            rate_limits,
             plugins,
             reconcile_interval: Duration::from_secs(raw.reconcile_interval_secs),
             collection_interval: (raw.collection_interval_secs > 0)

@@ -1,5 +1,6 @@
 //! One error type for the HTTP API, answered as RFC 9457 `application/problem+json`.
-//! 5xx bodies are generic; their cause is logged with the request id, never sent.
+//! 5xx bodies are generic; their cause is logged with the request id, never sent. Every
+//! problem carries the request id, so a client can quote it and an operator find the log line.
 
 use std::time::Duration;
 
@@ -24,6 +25,9 @@ pub struct Problem {
     /// For validation problems: each offending field (JSON path) with its reason.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldProblem>,
+    /// The request's `X-Request-Id`, also on the server's log lines about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
@@ -77,9 +81,22 @@ pub enum ApiError {
     #[error("internal error: {0}")]
     Internal(String),
     /// A 4xx with its own problem type (`/problems/<slug>`) and a detail for the client.
+    /// (Given a 5xx status, the detail is logged and a generic one sent instead.)
     #[error("{slug}: {detail}")]
     Specific { status: StatusCode, slug: &'static str, detail: String, retry_after: Option<Duration> },
+    /// A 5xx with its own stable problem type: `detail` is fixed text for the client, `cause`
+    /// (plugin, sandbox, storage text) goes only to the log.
+    #[error("{slug}: {cause}")]
+    ServerError {
+        status: StatusCode,
+        slug: &'static str,
+        detail: &'static str,
+        cause: String,
+        retry_after: Option<Duration>,
+    },
 }
+
+const GENERIC_5XX: &str = "the server could not complete the request; retry later";
 
 impl ApiError {
     pub fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -105,7 +122,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Specific { status, .. } => *status,
+            Self::Specific { status, .. } | Self::ServerError { status, .. } => *status,
         }
     }
 
@@ -123,15 +140,17 @@ impl ApiError {
             Self::TooManyRequests { .. } => "too-many-requests",
             Self::Unavailable(_) => "service-unavailable",
             Self::Internal(_) => "internal",
-            Self::Specific { slug, .. } => slug,
+            Self::Specific { slug, .. } | Self::ServerError { slug, .. } => slug,
         }
     }
 
     fn detail(&self) -> Option<String> {
         match self {
+            Self::Specific { status, .. } if status.is_server_error() => Some(GENERIC_5XX.into()),
             Self::BadRequest(d) | Self::NotFound(d) | Self::Conflict(d) | Self::Specific { detail: d, .. } => {
                 Some(d.clone())
             }
+            Self::ServerError { detail, .. } => Some((*detail).to_owned()),
             Self::Unauthorized { detail, .. } => Some((*detail).to_owned()),
             Self::Forbidden => Some("your role does not allow this".into()),
             Self::MethodNotAllowed => Some("this route does not accept that method".into()),
@@ -155,6 +174,7 @@ impl ApiError {
                 Self::Validation(fields) => fields.clone(),
                 _ => Vec::new(),
             },
+            request_id: super::observe::current_request_id(),
         }
     }
 }
@@ -164,6 +184,10 @@ impl IntoResponse for ApiError {
         match &self {
             Self::Internal(cause) => tracing::error!(%cause, "request failed"),
             Self::Unavailable(cause) => tracing::warn!(%cause, "backend unavailable"),
+            Self::ServerError { slug, cause, .. } => tracing::warn!(%cause, problem = slug, "request failed"),
+            Self::Specific { status, slug, detail, .. } if status.is_server_error() => {
+                tracing::warn!(cause = %detail, problem = slug, "request failed")
+            }
             _ => {}
         }
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
@@ -175,7 +199,9 @@ impl IntoResponse for ApiError {
                 let value = if *kind == "unauthenticated" { "Bearer" } else { "Bearer error=\"invalid_token\"" };
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
             }
-            Self::TooManyRequests { retry_after } | Self::Specific { retry_after: Some(retry_after), .. } => {
+            Self::TooManyRequests { retry_after }
+            | Self::Specific { retry_after: Some(retry_after), .. }
+            | Self::ServerError { retry_after: Some(retry_after), .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
             }
             _ => {}
