@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod attacks_http;
 mod auth;
 mod chain;
 mod cli;
