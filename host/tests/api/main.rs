@@ -4,6 +4,7 @@
 mod helpers;
 
 mod attacks_http;
+mod attacks_limits;
 mod auth;
 mod chain;
 mod cli;
