@@ -1,5 +1,5 @@
 //! One error type for the HTTP API, answered as RFC 9457 `application/problem+json`.
-//! 5xx bodies are generic; their cause is logged with the request id, never sent. Every
+//! 5xx bodies are generic; their cause is logged with the request id, never sent. A 5xx
 //! problem carries the request id, so a client can quote it and an operator find the log line.
 
 use std::time::Duration;
@@ -25,7 +25,7 @@ pub struct Problem {
     /// For validation problems: each offending field (JSON path) with its reason.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldProblem>,
-    /// The request's `X-Request-Id`, also on the server's log lines about it.
+    /// On 5xx: the request's `X-Request-Id`, also on the server's log line with the cause.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
 }
@@ -174,7 +174,8 @@ impl ApiError {
                 Self::Validation(fields) => fields.clone(),
                 _ => Vec::new(),
             },
-            request_id: super::observe::current_request_id(),
+            // On 5xx, the id a client quotes so an operator finds the logged cause.
+            request_id: status.is_server_error().then(super::observe::current_request_id).flatten(),
         }
     }
 }
