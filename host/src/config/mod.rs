@@ -471,6 +471,26 @@ mod tests {
     }
 
     #[test]
+    fn http_limits_cors_and_metrics_are_checked() {
+        let c = with(&[
+            ("cors_origins", "https://app.example.com, http://127.0.0.1:3000"),
+            ("metrics_addr", "127.0.0.1:9100"),
+            ("metrics_token", "s3cr3t-metrics-token"),
+        ])
+        .unwrap();
+        assert_eq!(c.http.cors_origins.len(), 2);
+        assert_eq!(c.http.metrics_addr.unwrap().port(), 9100);
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        assert_eq!(with(&[]).unwrap().http.max_connections, 10_000);
+        assert!(with(&[]).unwrap().http.cors_origins.is_empty());
+        let err = with(&[("cors_origins", "https://app.example.com/")]).unwrap_err().to_string();
+        assert!(err.contains("LESSOR_CORS_ORIGINS"), "{err}");
+        assert!(with(&[("header_read_timeout_secs", "0")]).unwrap_err().to_string().contains("header_read"));
+        assert!(with(&[("metrics_token", "short")]).unwrap_err().to_string().contains("metrics_token"));
+        assert!(with(&[("metrics_addr", "nowhere")]).unwrap_err().to_string().contains("metrics_addr"));
+    }
+
+    #[test]
     fn short_jwt_secret_and_bad_addr_are_refused() {
         assert!(with(&[("jwt_secret", "short")]).unwrap_err().to_string().contains("jwt_secret"));
         assert!(with(&[("addr", "localhost")]).unwrap_err().to_string().contains("addr"));
