@@ -196,3 +196,35 @@ impl LogGate {
         }
     }
 }
+
+/// Documents what the edge can answer on every route it guards: 429 (rate limits) under
+/// `/api/`, `/auth/` and `/webhooks/`, 503 `request-timeout` there too, and 408 `body-timeout`
+/// wherever a request body is read.
+pub fn document(spec: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let problem = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    super::error::PROBLEM_JSON,
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in spec.paths.paths.iter_mut() {
+        let guarded = ["/api/", "/auth/", "/webhooks/"].iter().any(|p| path.starts_with(p));
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for op in operations.into_iter().flatten() {
+            let responses = &mut op.responses.responses;
+            if op.request_body.is_some() || path.starts_with("/webhooks/") {
+                responses.entry("408".into()).or_insert_with(|| problem("the request body did not arrive in time"));
+            }
+            if guarded {
+                responses.entry("429".into()).or_insert_with(|| problem("too many requests; see Retry-After"));
+                responses.entry("503".into()).or_insert_with(|| problem("unavailable or too slow; retry later"));
+            }
+        }
+    }
+}

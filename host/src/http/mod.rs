@@ -80,11 +80,14 @@ fn api() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document generated from the route annotations.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api().split_for_parts().1
+    let mut spec = api().split_for_parts().1;
+    edge::document(&mut spec);
+    spec
 }
 
 pub fn router(state: AppState, config: &crate::Config) -> Router {
-    let (routes, spec) = api().split_for_parts();
+    let (routes, mut spec) = api().split_for_parts();
+    edge::document(&mut spec);
     let spec = Bytes::from(spec.to_pretty_json().unwrap_or_default());
     routes
         .route(

@@ -334,3 +334,18 @@ where
     }
     out
 }
+
+#[tokio::test]
+async fn the_spec_documents_what_the_edge_answers() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let spec: serde_json::Value =
+        app.client.get(app.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let responses = |path: &str, method: &str| spec["paths"][path][method]["responses"].clone();
+    for (path, method) in [("/api/v1/me", "get"), ("/auth/login", "post"), ("/webhooks/{provider}", "post")] {
+        for status in ["429", "503"] {
+            assert!(responses(path, method)[status].is_object(), "{status} undocumented on {method} {path}");
+        }
+    }
+    assert!(responses("/auth/login", "post")["408"].is_object());
+    assert!(responses("/health", "get")["429"].is_null(), "probes are not rate-limited");
+}

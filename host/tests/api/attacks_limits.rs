@@ -57,6 +57,13 @@ async fn api_requests_are_limited_per_token(backend: Backend) {
     assert_limited(app.get_authed("/api/v1/leases", &token).await).await;
     assert_eq!(app.get_authed("/api/v1/me", &other).await.status(), 200, "another token has its own count");
     assert!(counter(&metrics(&app).await, "lessor_http_rate_limited_total", &[r#"scope="token""#]) >= 2);
+    if let Some(redis) = &app.state.redis {
+        // Counted in Redis (shared by replicas), under the namespace, never by the token itself.
+        let mut conn = redis.conn().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg(redis.key("rate:token:*")).query_async(&mut conn).await.unwrap();
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert!(keys.iter().all(|k| !k.contains(&token) && !k.contains(&other)), "{keys:?}");
+    }
 }
 
 async fn api_requests_are_limited_per_address(backend: Backend) {
