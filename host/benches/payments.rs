@@ -78,6 +78,8 @@ async fn main() {
     let pool = env_or("PAYMENTS_BENCH_POOL", concurrency as u64 + 2) as u32;
     config.database_max_connections = pool;
     config.log_level = "warn".into();
+    // One client address and token drive the whole load: the per-client rate limits would cap it.
+    config.rate_limits = host::config::RateLimits { per_token: 0, per_address: 0, webhook: 0 };
     config.collection_interval = None;
     config.reconcile_interval = Duration::from_secs(3600);
     config.plugins.cache_dir = Some(std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-plugin-cache"));

@@ -7,7 +7,9 @@ pub mod http;
 pub mod metrics;
 pub mod payments;
 pub mod plugins;
+pub mod rate_limit;
 pub mod search;
+pub mod server;
 pub mod startup;
 pub mod telemetry;
 

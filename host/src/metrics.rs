@@ -34,6 +34,17 @@ pub struct WebhookIgnoredLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookRefusal {
+    pub provider: String,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabels {
+    pub scope: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EngineLabels {
     pub engine: String,
 }
@@ -47,6 +58,10 @@ pub struct Metrics {
     indexed: Counter,
     index_deferred: Counter,
     webhooks_ignored: Family<WebhookIgnoredLabels, Counter>,
+    connections_refused: Counter,
+    webhooks_refused: Family<WebhookRefusal, Counter>,
+    rate_limited: Family<ScopeLabels, Counter>,
+    ready_probes: Counter,
 }
 
 impl Default for Metrics {
@@ -88,6 +103,30 @@ impl Metrics {
             "Authentic provider events acknowledged without effect: about nothing Lessor created, or past the retry window",
             webhooks_ignored.clone(),
         );
+        let connections_refused = Counter::default();
+        registry.register(
+            "http_connections_refused",
+            "Connections answered 503 because every open connection was busy",
+            connections_refused.clone(),
+        );
+        let webhooks_refused = Family::<WebhookRefusal, Counter>::default();
+        registry.register(
+            "webhooks_refused",
+            "Webhook requests refused, by provider and reason (their log lines are rate-limited)",
+            webhooks_refused.clone(),
+        );
+        let rate_limited = Family::<ScopeLabels, Counter>::default();
+        registry.register(
+            "http_rate_limited",
+            "Requests answered 429 by the rate limiter, by scope",
+            rate_limited.clone(),
+        );
+        let ready_probes = Counter::default();
+        registry.register(
+            "ready_probes",
+            "Readiness probes of the database and Redis actually run",
+            ready_probes.clone(),
+        );
         Self {
             webhooks_ignored,
             registry: Mutex::new(registry),
@@ -97,7 +136,27 @@ impl Metrics {
             index_lag,
             indexed,
             index_deferred,
+            connections_refused,
+            webhooks_refused,
+            rate_limited,
+            ready_probes,
         }
+    }
+
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
+    pub fn webhook_refused(&self, provider: &str, reason: &'static str) {
+        self.webhooks_refused.get_or_create(&WebhookRefusal { provider: provider.to_owned(), reason }).inc();
+    }
+
+    pub fn rate_limited(&self, scope: &'static str) {
+        self.rate_limited.get_or_create(&ScopeLabels { scope }).inc();
+    }
+
+    pub fn ready_probed(&self) {
+        self.ready_probes.inc();
     }
 
     pub fn observe_search(&self, engine: &str, elapsed: Duration) {

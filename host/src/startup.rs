@@ -24,15 +24,22 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::events::EventPipes;
+use crate::http::edge::{Edge, LogGate};
+use crate::http::ops::{MetricsAccess, ReadyProbe};
 use crate::http::{self, AppState, ChainView};
 use crate::metrics::Metrics;
 use crate::payments::{PluginGateway, workers};
 use crate::plugins::{Limits, LiveProviders, PluginRuntime, RuntimeConfig};
+use crate::rate_limit::RateLimiter;
+use crate::server::ConnectionLimits;
 
 /// A bound, ready-to-run host.
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    /// `/metrics` on its own listener (`LESSOR_METRICS_ADDR`).
+    metrics_listener: Option<(TcpListener, axum::Router)>,
+    connection_limits: ConnectionLimits,
     state: AppState,
     lease_changes: Arc<Notify>,
     shutdown_grace: Duration,
@@ -179,6 +186,7 @@ impl Application {
         let chain = ChainView { enabled: config.chain.enabled(), store: lessor_chain::ChainStore::new(db.clone()) };
         let chain_worker = chain_worker(&config, &db, &events, &metrics).await?;
         let trusted_proxies = Arc::new(config.trusted_proxies.clone());
+        let edge = Arc::new(edge(&config, redis.as_ref()));
         let state = AppState {
             auth,
             leases,
@@ -192,13 +200,30 @@ impl Application {
             events,
             chain,
             trusted_proxies,
+            edge,
         };
-        let router = http::router(state.clone(), config.max_body_bytes);
+        let router = http::router(state.clone(), &config);
         let listener =
             TcpListener::bind(config.addr).await.with_context(|| format!("binding {} (LESSOR_ADDR)", config.addr))?;
+        let metrics_listener = match config.http.metrics_addr {
+            Some(addr) => {
+                let listener =
+                    TcpListener::bind(addr).await.with_context(|| format!("binding {addr} (LESSOR_METRICS_ADDR)"))?;
+                let router =
+                    http::ops::metrics_listener_router(state.metrics.clone(), config.http.metrics_token.clone());
+                Some((listener, router))
+            }
+            None => None,
+        };
+        let connection_limits = ConnectionLimits {
+            header_read_timeout: config.http.header_read_timeout,
+            max_connections: crate::server::connection_capacity(config.http.max_connections),
+        };
         Ok(Self {
             listener,
             router,
+            metrics_listener,
+            connection_limits,
             state,
             lease_changes,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
@@ -211,6 +236,11 @@ impl Application {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Where `/metrics` is served apart from the API, when `metrics_addr` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     pub fn port(&self) -> u16 {
@@ -228,6 +258,8 @@ impl Application {
         let Self {
             listener,
             router,
+            metrics_listener,
+            connection_limits,
             state,
             lease_changes,
             shutdown_grace,
@@ -279,11 +311,19 @@ impl Application {
             let _ = stop_tx.send(true);
         });
         let mut graceful_rx = stop_rx.clone();
-        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = graceful_rx.wait_for(|stop| *stop).await;
-                tracing::info!("shutting down: finishing in-flight requests");
-            });
+        let graceful = async move {
+            let _ = graceful_rx.wait_for(|stop| *stop).await;
+            tracing::info!("shutting down: finishing in-flight requests");
+        };
+        if let Some((listener, router)) = metrics_listener {
+            let limits = ConnectionLimits { max_connections: 64, ..connection_limits };
+            let metrics = state.metrics.clone();
+            tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+            background.push(tokio::spawn(async move {
+                let _ = crate::server::serve(listener, router, limits, metrics, std::future::pending()).await;
+            }));
+        }
+        let server = crate::server::serve(listener, router, connection_limits, state.metrics.clone(), graceful);
         let deadline = async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;
             tokio::time::sleep(shutdown_grace).await;
@@ -311,6 +351,23 @@ impl Application {
         state.db.close().await;
         tracing::info!("stopped");
         result
+    }
+}
+
+/// The HTTP edge's guards, counting where login throttling counts.
+fn edge(config: &Config, redis: Option<&RedisConn>) -> Edge {
+    let h = &config.http;
+    Edge {
+        limiter: redis.map_or_else(RateLimiter::in_memory, |r| RateLimiter::redis(r.clone())),
+        limits: config.rate_limits,
+        ready: ReadyProbe::default(),
+        metrics_access: match (&h.metrics_token, h.metrics_addr) {
+            (_, Some(_)) => MetricsAccess::OwnListener,
+            (Some(token), None) => MetricsAccess::Token(token.clone()),
+            (None, None) => MetricsAccess::LoopbackOnly,
+        },
+        webhook_log: LogGate::new(Duration::from_secs(10)),
+        max_webhook_body: config.max_body_bytes,
     }
 }
 

@@ -34,7 +34,7 @@ pub use archive::{MAX_CONTENT_BYTES, MAX_ENTRIES};
 pub use checker::{ComponentChecker, ComponentRefusal};
 pub use digest::{Digest, DigestError};
 pub use error::RegistryError;
-pub use manifest::{Manifest, ManifestError};
+pub use manifest::{Manifest, ManifestError, WebhookRules};
 pub use names::{NameError, PluginName, PluginRef, ProviderId, Version};
 pub use origin::{Origin, OriginError, OriginPattern, Scheme};
 pub use package::{MAX_COMPONENT_BYTES, Package, PackageError, write_signature};

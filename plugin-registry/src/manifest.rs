@@ -10,6 +10,10 @@
 //! config = ["account"]                # config keys it reads
 //! secrets = ["api_key"]               # secret keys it reads
 //! digest = "sha256:…"                 # optional: the component's digest, pinned by the publisher
+//!
+//! [webhooks]                          # optional: what a webhook must have to be worth a sandbox
+//! signature-header = "stripe-signature"  # requests without it are refused before the plugin runs
+//! max-body-bytes = 65536                 # larger bodies are refused before the plugin runs
 //! ```
 //!
 //! The same keys and checks as the host's runtime manifest, plus the optional `digest`.
@@ -34,6 +38,26 @@ pub struct Manifest {
     config: BTreeSet<String>,
     secrets: BTreeSet<String>,
     digest: Option<Digest>,
+    webhooks: WebhookRules,
+}
+
+/// What the host checks of a webhook before handing it to the plugin (`[webhooks]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookRules {
+    /// A header every genuine webhook carries (lower case).
+    pub signature_header: Option<String>,
+    /// The largest body a genuine webhook has.
+    pub max_body_bytes: Option<usize>,
+}
+
+/// The most a plugin may declare as its webhook body cap.
+pub const MAX_WEBHOOK_BODY_BYTES: usize = 16 << 20;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawWebhooks {
+    signature_header: Option<String>,
+    max_body_bytes: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -51,6 +75,7 @@ struct RawManifest {
     #[serde(default)]
     secrets: Vec<String>,
     digest: Option<String>,
+    webhooks: Option<RawWebhooks>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,7 +118,19 @@ impl Manifest {
             .digest
             .map(|d| d.parse().map_err(|_| invalid("digest", "must be sha256: followed by 64 lower-case hex digits")))
             .transpose()?;
-        Ok(Self { name, version, wit: raw.wit, provider, component: raw.component, hosts, config, secrets, digest })
+        let webhooks = raw.webhooks.map(webhook_rules).transpose()?.unwrap_or_default();
+        Ok(Self {
+            name,
+            version,
+            wit: raw.wit,
+            provider,
+            component: raw.component,
+            hosts,
+            config,
+            secrets,
+            digest,
+            webhooks,
+        })
     }
 
     pub fn name(&self) -> &PluginName {
@@ -136,6 +173,11 @@ impl Manifest {
         self.digest.as_ref()
     }
 
+    /// What a webhook must have before the plugin is asked about it.
+    pub fn webhooks(&self) -> &WebhookRules {
+        &self.webhooks
+    }
+
     /// `name@version`, how logs and errors name a plugin.
     pub fn label(&self) -> String {
         format!("{}@{}", self.name, self.version)
@@ -144,6 +186,22 @@ impl Manifest {
 
 fn invalid(key: &'static str, reason: &str) -> ManifestError {
     ManifestError::Invalid { key, reason: reason.to_owned() }
+}
+
+fn webhook_rules(raw: RawWebhooks) -> Result<WebhookRules, ManifestError> {
+    let header_ok = |h: &String| {
+        !h.is_empty() && h.len() <= 64 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if let Some(bad) = raw.signature_header.as_ref().filter(|h| !header_ok(h)) {
+        return Err(invalid("webhooks.signature-header", &format!("`{bad}` is not a header name")));
+    }
+    if raw.max_body_bytes.is_some_and(|n| !(1..=MAX_WEBHOOK_BODY_BYTES).contains(&n)) {
+        return Err(invalid("webhooks.max-body-bytes", "must be between 1 and 16777216"));
+    }
+    Ok(WebhookRules {
+        signature_header: raw.signature_header.map(|h| h.to_ascii_lowercase()),
+        max_body_bytes: raw.max_body_bytes,
+    })
 }
 
 fn keys(list: Vec<String>, key: &'static str) -> Result<BTreeSet<String>, ManifestError> {
@@ -221,6 +279,23 @@ mod tests {
         assert_eq!(key_of(&GOOD.replace("http://127.0.0.1:*", "http://10.0.0.1:*+private")), "hosts");
         assert_eq!(key_of(&GOOD.replace("\"account\"", "\"a b\"")), "config");
         assert_eq!(key_of(&GOOD.replace("\"api_key\"", "\"\"")), "secrets");
+    }
+
+    #[test]
+    fn webhook_rules_are_optional_and_checked() {
+        assert_eq!(Manifest::from_toml(GOOD).unwrap().webhooks(), &WebhookRules::default());
+        let m = Manifest::from_toml(&format!(
+            "{GOOD}\n[webhooks]\nsignature-header = \"Stripe-Signature\"\nmax-body-bytes = 4096"
+        ))
+        .unwrap();
+        assert_eq!(m.webhooks().signature_header.as_deref(), Some("stripe-signature"));
+        assert_eq!(m.webhooks().max_body_bytes, Some(4096));
+        assert_eq!(key_of(&format!("{GOOD}\n[webhooks]\nsignature-header = \"a b\"")), "webhooks.signature-header");
+        assert_eq!(key_of(&format!("{GOOD}\n[webhooks]\nmax-body-bytes = 0")), "webhooks.max-body-bytes");
+        assert!(matches!(
+            Manifest::from_toml(&format!("{GOOD}\n[webhooks]\nsecret = \"x\"")),
+            Err(ManifestError::Syntax(_))
+        ));
     }
 
     #[test]

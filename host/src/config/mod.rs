@@ -1,6 +1,7 @@
 //! Configuration: defaults, then an optional TOML file, then `LESSOR_*` environment
 //! variables. Unknown keys and invalid values stop start-up with a message naming the key.
 
+mod http;
 mod plugins;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+pub use http::{HttpSettings, RateLimits};
 pub use plugins::{PluginConfig, ProviderSettings};
 
 use crate::http::client::TrustedProxies;
@@ -59,6 +61,16 @@ struct RawConfig {
     login_queue_wait_ms: u64,
     trusted_proxies: ListOrString,
     shutdown_grace_secs: u64,
+    header_read_timeout_secs: u64,
+    request_timeout_secs: u64,
+    body_read_timeout_secs: u64,
+    max_connections: usize,
+    rate_limit_per_token: u32,
+    rate_limit_per_address: u32,
+    webhook_rate_limit: u32,
+    cors_origins: String,
+    metrics_token: Option<SecretString>,
+    metrics_addr: Option<String>,
     plugin_dir: Option<PathBuf>,
     plugin_cache_dir: Option<PathBuf>,
     plugin_require_signatures: bool,
@@ -111,6 +123,16 @@ impl Default for RawConfig {
             login_queue_wait_ms: 1500,
             trusted_proxies: ListOrString::One(String::new()),
             shutdown_grace_secs: 30,
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 60,
+            body_read_timeout_secs: 30,
+            max_connections: 10_000,
+            rate_limit_per_token: 600,
+            rate_limit_per_address: 1200,
+            webhook_rate_limit: 600,
+            cors_origins: String::new(),
+            metrics_token: None,
+            metrics_addr: None,
             plugin_dir: None,
             plugin_cache_dir: None,
             plugin_require_signatures: false,
@@ -186,6 +208,10 @@ pub struct Config {
     /// Peers whose `X-Forwarded-For` names the client.
     pub trusted_proxies: TrustedProxies,
     pub shutdown_grace_secs: u64,
+    /// Timeouts, the connection cap, CORS and where `/metrics` is served.
+    pub http: HttpSettings,
+    /// Requests per minute past login; 0 turns a limit off.
+    pub rate_limits: RateLimits,
     pub plugins: PluginConfig,
     /// How often `serve` asks providers about payments whose outcome is unknown.
     pub reconcile_interval: Duration,
@@ -276,6 +302,7 @@ impl Config {
 
     fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
         let addr: SocketAddr = raw.addr.trim().parse().map_err(|e| invalid("addr", format!("`{}`: {e}", raw.addr)))?;
+        let http = http::settings(&raw)?;
         let database = DatabaseTarget::from_config(raw.database_url.as_deref(), &raw.data_dir)
             .map_err(|e| invalid("database_url", e))?;
         let redis = match raw.redis_url.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -356,6 +383,11 @@ impl Config {
         if raw.collection_retry_days.len() > 20 || raw.collection_retry_days.iter().any(|d| !(1..=90).contains(d)) {
             return Err(invalid("collection_retry_days", "must be at most 20 waits of 1-90 days each"));
         }
+        let rate_limits = RateLimits {
+            per_token: raw.rate_limit_per_token,
+            per_address: raw.rate_limit_per_address,
+            webhook: raw.webhook_rate_limit,
+        };
         let chain = lessor_chain::ChainConfig {
             api_url: raw.ton_api_url.filter(|u| !u.trim().is_empty()),
             api_key: raw.ton_api_key,
@@ -416,6 +448,8 @@ impl Config {
             login_queue_wait: Duration::from_millis(raw.login_queue_wait_ms),
             trusted_proxies,
             shutdown_grace_secs: raw.shutdown_grace_secs,
+            http,
+            rate_limits,
             plugins,
             reconcile_interval: Duration::from_secs(raw.reconcile_interval_secs),
             webhook_retry_window: Duration::from_secs(raw.webhook_retry_window_secs),
@@ -531,6 +565,26 @@ mod tests {
         assert!(with(&[("trusted_proxies", "10.0.0.0/40")]).unwrap_err().to_string().contains("trusted_proxies"));
         let previous_alone = with(&[("jwt_previous_secret", "an old secret of thirty-two bytes or more")]);
         assert!(previous_alone.unwrap_err().to_string().contains("jwt_previous_secret"));
+    }
+
+    #[test]
+    fn http_limits_cors_and_metrics_are_checked() {
+        let c = with(&[
+            ("cors_origins", "https://app.example.com, http://127.0.0.1:3000"),
+            ("metrics_addr", "127.0.0.1:9100"),
+            ("metrics_token", "s3cr3t-metrics-token"),
+        ])
+        .unwrap();
+        assert_eq!(c.http.cors_origins.len(), 2);
+        assert_eq!(c.http.metrics_addr.unwrap().port(), 9100);
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        assert_eq!(with(&[]).unwrap().http.max_connections, 10_000);
+        assert!(with(&[]).unwrap().http.cors_origins.is_empty());
+        let err = with(&[("cors_origins", "https://app.example.com/")]).unwrap_err().to_string();
+        assert!(err.contains("LESSOR_CORS_ORIGINS"), "{err}");
+        assert!(with(&[("header_read_timeout_secs", "0")]).unwrap_err().to_string().contains("header_read"));
+        assert!(with(&[("metrics_token", "short")]).unwrap_err().to_string().contains("metrics_token"));
+        assert!(with(&[("metrics_addr", "nowhere")]).unwrap_err().to_string().contains("metrics_addr"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One error type for the HTTP API, answered as RFC 9457 `application/problem+json`.
-//! 5xx bodies are generic; their cause is logged with the request id, never sent.
+//! 5xx bodies are generic; their cause is logged with the request id, never sent. A 5xx
+//! problem carries the request id, so a client can quote it and an operator find the log line.
 
 use std::time::Duration;
 
@@ -24,6 +25,9 @@ pub struct Problem {
     /// For validation problems: each offending field (JSON path) with its reason.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldProblem>,
+    /// On 5xx: the request's `X-Request-Id`, also on the server's log line with the cause.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
@@ -77,10 +81,23 @@ pub enum ApiError {
     #[error("internal error: {0}")]
     Internal(String),
     /// A 4xx (or a 503 the client can act on) with its own problem type (`/problems/<slug>`)
-    /// and a detail for the client.
+    /// and a detail for the client. (Given a 5xx status, the detail is logged and a generic
+    /// one sent instead.)
     #[error("{slug}: {detail}")]
     Specific { status: StatusCode, slug: &'static str, detail: String, retry_after: Option<Duration> },
+    /// A 5xx with its own stable problem type: `detail` is fixed text for the client, `cause`
+    /// (plugin, sandbox, storage text) goes only to the log.
+    #[error("{slug}: {cause}")]
+    ServerError {
+        status: StatusCode,
+        slug: &'static str,
+        detail: &'static str,
+        cause: String,
+        retry_after: Option<Duration>,
+    },
 }
+
+const GENERIC_5XX: &str = "the server could not complete the request; retry later";
 
 impl ApiError {
     pub fn field(field: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -114,7 +131,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Specific { status, .. } => *status,
+            Self::Specific { status, .. } | Self::ServerError { status, .. } => *status,
         }
     }
 
@@ -132,15 +149,17 @@ impl ApiError {
             Self::TooManyRequests { .. } => "too-many-requests",
             Self::Unavailable(_) => "service-unavailable",
             Self::Internal(_) => "internal",
-            Self::Specific { slug, .. } => slug,
+            Self::Specific { slug, .. } | Self::ServerError { slug, .. } => slug,
         }
     }
 
     fn detail(&self) -> Option<String> {
         match self {
+            Self::Specific { status, .. } if status.is_server_error() => Some(GENERIC_5XX.into()),
             Self::BadRequest(d) | Self::NotFound(d) | Self::Conflict(d) | Self::Specific { detail: d, .. } => {
                 Some(d.clone())
             }
+            Self::ServerError { detail, .. } => Some((*detail).to_owned()),
             Self::Unauthorized { detail, .. } => Some((*detail).to_owned()),
             Self::Forbidden => Some("your role does not allow this".into()),
             Self::MethodNotAllowed => Some("this route does not accept that method".into()),
@@ -164,6 +183,8 @@ impl ApiError {
                 Self::Validation(fields) => fields.clone(),
                 _ => Vec::new(),
             },
+            // On 5xx, the id a client quotes so an operator finds the logged cause.
+            request_id: status.is_server_error().then(super::observe::current_request_id).flatten(),
         }
     }
 }
@@ -173,6 +194,10 @@ impl IntoResponse for ApiError {
         match &self {
             Self::Internal(cause) => tracing::error!(%cause, "request failed"),
             Self::Unavailable(cause) => tracing::warn!(%cause, "backend unavailable"),
+            Self::ServerError { slug, cause, .. } => tracing::warn!(%cause, problem = slug, "request failed"),
+            Self::Specific { status, slug, detail, .. } if status.is_server_error() => {
+                tracing::warn!(cause = %detail, problem = slug, "request failed")
+            }
             _ => {}
         }
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
@@ -184,7 +209,9 @@ impl IntoResponse for ApiError {
                 let value = if *kind == "unauthenticated" { "Bearer" } else { "Bearer error=\"invalid_token\"" };
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
             }
-            Self::TooManyRequests { retry_after } | Self::Specific { retry_after: Some(retry_after), .. } => {
+            Self::TooManyRequests { retry_after }
+            | Self::Specific { retry_after: Some(retry_after), .. }
+            | Self::ServerError { retry_after: Some(retry_after), .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
             }
             _ => {}

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod leases;
@@ -28,6 +29,7 @@ use lessor_leases::LeaseService;
 use lessor_search::SearchIndex;
 use lessor_store::{Db, RedisConn};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -56,6 +58,8 @@ pub struct AppState {
     pub chain: ChainView,
     /// Peers whose `X-Forwarded-For` names the client (see [`client::ClientAddr`]).
     pub trusted_proxies: Arc<client::TrustedProxies>,
+    /// Rate limits, the readiness cache and who may read `/metrics`.
+    pub edge: Arc<edge::Edge>,
 }
 
 /// The chain records as the payment API shows them.
@@ -85,7 +89,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     doc
 }
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState, config: &crate::Config) -> Router {
     let (routes, mut spec) = api().split_for_parts();
     openapi::add_shared_responses(&mut spec);
     let spec = Bytes::from(spec.to_pretty_json().unwrap_or_default());
@@ -99,10 +103,38 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         )
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| -> Response {
             ApiError::Internal("handler panicked".into()).into_response()
         }))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), edge::rate_limits))
+        .layer(axum::middleware::from_fn_with_state(
+            edge::Deadlines { request: config.http.request_timeout, body: config.http.body_read_timeout },
+            edge::deadlines,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), observe::observe))
+        .layer(cors(&config.http.cors_origins))
+        .layer(axum::middleware::from_fn(edge::conventions))
         .with_state(state)
+}
+
+/// CORS for the configured exact origins; with none, no CORS headers at all (browsers then
+/// refuse cross-origin reads). Other origins get no `Access-Control-Allow-*` header.
+fn cors(origins: &[HeaderValue]) -> tower::util::Either<CorsLayer, tower::layer::util::Identity> {
+    use axum::http::{HeaderName, Method};
+    if origins.is_empty() {
+        return tower::util::Either::Right(tower::layer::util::Identity::new());
+    }
+    let layer = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::PUT, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+            observe::REQUEST_ID.clone(),
+        ])
+        .expose_headers([observe::REQUEST_ID.clone(), header::RETRY_AFTER, header::LOCATION])
+        .max_age(std::time::Duration::from_secs(600));
+    tower::util::Either::Left(layer)
 }

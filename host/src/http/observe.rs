@@ -14,6 +14,15 @@ use crate::metrics::{HttpLabels, Metrics};
 
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+tokio::task_local! {
+    static CURRENT: String;
+}
+
+/// The id of the request this task is serving, if any (error bodies carry it).
+pub fn current_request_id() -> Option<String> {
+    CURRENT.try_with(Clone::clone).ok()
+}
+
 /// The id of the request being served, also available to handlers as an extension.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
@@ -51,7 +60,7 @@ pub async fn observe(State(metrics): State<Arc<Metrics>>, mut req: Request, next
 
     let span = tracing::info_span!("http.request", request_id = %id, method, route = %route);
     let started = Instant::now();
-    let mut response = next.run(req).instrument(span.clone()).await;
+    let mut response = CURRENT.scope(id.clone(), next.run(req).instrument(span.clone())).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
 

@@ -43,7 +43,8 @@ impl Modify for BearerAuth {
 /// operation those mechanisms guard, so the document says everything a route can answer:
 ///
 /// - a bearer token (`CurrentUser`, `Operator`, `Admin`): 401;
-/// - a JSON body (`ApiJson`): 400 malformed, 413 too large, 415 not JSON, 422 a field;
+/// - a JSON body (`ApiJson`): 400 malformed, 413 too large, 415 not JSON, 422 a field, and any
+///   read body (webhooks too): 408 when it does not arrive within the body timeout;
 /// - a path parameter: 422 when it is not of its type;
 /// - the rate limits and the database behind every route under `/api`, `/auth`, `/webhooks`:
 ///   429 with `Retry-After`, 503 while a backend is down.
@@ -68,6 +69,7 @@ pub fn add_shared_responses(doc: &mut utoipa::openapi::OpenApi) {
         for operation in operations.into_iter().flatten() {
             let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
             let has_body = operation.request_body.is_some();
+            let reads_body = has_body || path.starts_with("/webhooks/");
             for parameter in operation.parameters.iter_mut().flatten() {
                 parameter.schema.iter_mut().for_each(pin_uuids);
             }
@@ -88,6 +90,9 @@ pub fn add_shared_responses(doc: &mut utoipa::openapi::OpenApi) {
                 add("413", "The body is larger than the configured limit");
                 add("415", "The body is not of the declared media type");
                 add("422", "A field is missing, of the wrong type or invalid; `errors` names each by JSON path");
+            }
+            if reads_body {
+                add("408", "The body did not arrive within the body timeout");
             }
             if in_path {
                 add("422", "A path parameter is not of its type");

@@ -247,10 +247,11 @@ impl From<PaymentError> for ApiError {
             PaymentError::NotFound => ApiError::NotFound("no such payment or lease".into()),
             PaymentError::Forbidden => ApiError::Forbidden,
             PaymentError::Conflict(c) => ApiError::specific(StatusCode::CONFLICT, conflict_slug(c), c.to_string()),
-            PaymentError::ProviderUnavailable(why) => ApiError::Specific {
+            PaymentError::ProviderUnavailable(why) => ApiError::ServerError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 slug: "provider-unavailable",
-                detail: format!("the payment provider could not be asked; nothing was charged: {why}"),
+                detail: "the payment provider could not be asked; nothing was charged",
+                cause: why,
                 retry_after: Some(std::time::Duration::from_secs(30)),
             },
             PaymentError::Store(cause) => ApiError::Unavailable(cause),

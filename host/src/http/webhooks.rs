@@ -6,11 +6,17 @@
 //! window after the payment (refund) was created (`LESSOR_WEBHOOK_RETRY_WINDOW_SECS`, one hour);
 //! after it, and for events about objects Lessor never created, 200 `ignored` (warn log and the
 //! `lessor_webhook_events_ignored` counter).
+//!
+//! Before a sandbox is instantiated: requests are counted per provider and client address
+//! (429 past `LESSOR_WEBHOOK_RATE_LIMIT` a minute), and a request without the signature header
+//! the plugin's manifest declares (400) or with a body past its declared cap (413) is refused.
+//! Refusals are counted in `lessor_webhooks_refused_total{provider,reason}`; their log lines are
+//! rate-limited.
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use lessor_payments::{IgnoredReason, WebhookOutcome};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -18,10 +24,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::client::ClientAddr;
+use super::edge::client_key;
 use super::error::{ApiError, Problem};
 use crate::payments::gateway::normalized;
+use crate::plugins::LoadedPlugin;
 use crate::plugins::types::{ProviderError, WebhookRequest};
 use crate::plugins::{PluginCallError, ProviderUnavailable};
+use crate::rate_limit::Verdict;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(receive))
@@ -42,22 +52,32 @@ pub struct WebhookAck {
         (status = 200, body = WebhookAck),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 408, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 429, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn receive(
     State(state): State<AppState>,
     Path(provider): Path<String>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<WebhookAck>, ApiError> {
     let plugin = state.providers.get(&provider).map_err(|e| match e {
         ProviderUnavailable::Unknown(_) | ProviderUnavailable::Disabled(_) => {
             ApiError::specific(StatusCode::NOT_FOUND, "unknown-provider", format!("no payment provider `{provider}`"))
         }
-        broken @ ProviderUnavailable::Broken { .. } => ApiError::Unavailable(broken.to_string()),
+        broken @ ProviderUnavailable::Broken { .. } => provider_unavailable(broken.to_string()),
     })?;
+    let key = format!("{provider}:{}", client_key(client));
+    if let Verdict::Limited { retry_after } = state.edge.limiter.hit("webhook", &key, state.edge.limits.webhook).await {
+        refused(&state, &provider, "rate_limited");
+        return Err(ApiError::TooManyRequests { retry_after });
+    }
+    let body = precheck(&state, &provider, &plugin, &headers, body).await?;
     let request = WebhookRequest {
         headers: headers
             .iter()
@@ -70,7 +90,7 @@ async fn receive(
         Ok(Some(event)) => event,
         Ok(None) => return Ok(Json(WebhookAck { status: "ignored" })),
         Err(PluginCallError::Provider(ProviderError::SignatureInvalid)) => {
-            tracing::warn!(provider, "webhook refused: signature invalid");
+            refused(&state, &provider, "signature_invalid");
             return Err(ApiError::specific(
                 StatusCode::BAD_REQUEST,
                 "webhook-signature-invalid",
@@ -78,16 +98,18 @@ async fn receive(
             ));
         }
         Err(PluginCallError::Provider(ProviderError::InvalidRequest { field, reason })) => {
+            refused(&state, &provider, "invalid");
             return Err(ApiError::specific(
                 StatusCode::BAD_REQUEST,
                 "webhook-invalid",
                 format!("the webhook cannot be read: {field}: {reason}"),
             ));
         }
-        Err(e @ PluginCallError::InputTooLarge { .. }) => {
-            return Err(ApiError::specific(StatusCode::PAYLOAD_TOO_LARGE, "webhook-too-large", e.to_string()));
+        Err(PluginCallError::InputTooLarge { .. }) => {
+            refused(&state, &provider, "too_large");
+            return Err(too_large());
         }
-        Err(other) => return Err(ApiError::Unavailable(format!("webhook of {provider}: {other}"))),
+        Err(other) => return Err(provider_unavailable(format!("webhook of {provider}: {other}"))),
     };
     let event = normalized(event);
     let outcome = state.payments.apply_provider_event(&provider, &event).await?;
@@ -119,4 +141,63 @@ async fn receive(
             retry_after: Some(std::time::Duration::from_secs(60)),
         }),
     }
+}
+
+fn provider_unavailable(cause: String) -> ApiError {
+    ApiError::ServerError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        slug: "provider-unavailable",
+        detail: "the payment provider cannot take this webhook now; deliver it again later",
+        cause,
+        retry_after: Some(std::time::Duration::from_secs(60)),
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::specific(StatusCode::PAYLOAD_TOO_LARGE, "webhook-too-large", "the webhook's body is larger than accepted")
+}
+
+/// Counts a refusal; logs it unless a line for this provider and reason was written recently.
+fn refused(state: &AppState, provider: &str, reason: &'static str) {
+    state.metrics.webhook_refused(provider, reason);
+    if let Some(suppressed) = state.edge.webhook_log.admit(&format!("{provider}:{reason}")) {
+        tracing::warn!(provider, reason, suppressed, "webhook refused");
+    }
+}
+
+/// What the plugin declared a genuine webhook has, checked before its sandbox exists; returns
+/// the body, read up to the cap.
+async fn precheck(
+    state: &AppState,
+    provider: &str,
+    plugin: &LoadedPlugin,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    let rules = plugin.webhook_rules();
+    if let Some(name) = &rules.signature_header
+        && !headers.contains_key(name.as_str())
+    {
+        refused(state, provider, "signature_missing");
+        return Err(ApiError::specific(
+            StatusCode::BAD_REQUEST,
+            "webhook-signature-invalid",
+            format!("the webhook carries no `{name}` header"),
+        ));
+    }
+    let cap = rules.max_body_bytes.unwrap_or(usize::MAX).min(state.edge.max_webhook_body);
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap as u64) {
+        refused(state, provider, "too_large");
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, cap).await.map_err(|e| {
+        let past_cap = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if past_cap {
+            refused(state, provider, "too_large");
+            too_large()
+        } else {
+            ApiError::BadRequest("could not read the request body".into())
+        }
+    })
 }

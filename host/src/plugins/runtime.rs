@@ -163,7 +163,8 @@ impl PluginRuntime {
             plugin = %name, version = %version, wit = wit.package(), %digest, ?cache,
             elapsed_ms = started.elapsed().as_millis() as u64, "plugin loaded"
         );
-        Ok(LoadedPlugin { inner: Arc::new(LoadedInner { caller, info, wit, digest, cache }) })
+        let webhooks = manifest.webhooks().clone();
+        Ok(LoadedPlugin { inner: Arc::new(LoadedInner { caller, info, wit, digest, cache, webhooks }) })
     }
 }
 
@@ -195,6 +196,7 @@ struct LoadedInner {
     wit: WitVersion,
     digest: Digest,
     cache: CacheOutcome,
+    webhooks: lessor_plugin_registry::WebhookRules,
 }
 
 impl LoadedPlugin {
@@ -217,6 +219,11 @@ impl LoadedPlugin {
     /// Whether loading found the component precompiled.
     pub fn cache_outcome(&self) -> CacheOutcome {
         self.inner.cache
+    }
+
+    /// What its manifest says a webhook must have before the plugin is asked.
+    pub fn webhook_rules(&self) -> &lessor_plugin_registry::WebhookRules {
+        &self.inner.webhooks
     }
 
     /// What the plugin's `info` said at load.

@@ -4,6 +4,8 @@
 mod helpers;
 
 mod attacks_auth;
+mod attacks_http;
+mod attacks_limits;
 mod auth;
 mod card_numbers;
 mod chain;
