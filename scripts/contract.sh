@@ -15,8 +15,9 @@ dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export LESSOR_DATA_DIR="$dir" LESSOR_ADDR="127.0.0.1:$port" LESSOR_LOG_LEVEL=warn
 # schemathesis sends thousands of requests from one address with one token: lift the limits
-# that would otherwise (rightly) answer most of them 429.
+# (login throttling, API rate limits) that would otherwise (rightly) answer most of them 429.
 export LESSOR_LOGIN_MAX_FAILURES_PER_ADDRESS=1000000 LESSOR_LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS=1000000 LESSOR_LOGIN_ACCOUNT_MAX_DELAY_MS=0
+export LESSOR_RATE_LIMIT_PER_TOKEN=0 LESSOR_RATE_LIMIT_PER_ADDRESS=0
 password="contract-check-$(date +%s)"
 printf '%s\n' "$password" | "$HOST_BIN" user create --email admin@contract.test --password-stdin --role admin >/dev/null
 "$HOST_BIN" serve >"$dir/host.log" 2>&1 &
