@@ -13,7 +13,7 @@ import time
 import traceback
 
 from . import attacks, client, load
-from .stack import ADMIN_EMAIL, PASSWORD, Host
+from .stack import ADMIN_EMAIL, PASSWORD, Host, attacker_addr
 
 
 class Context:
@@ -92,7 +92,8 @@ def run(args):
     try:
         setup(ctx, args)
         selected = [(name, fn) for name, fn in attacks.ALL if not args.only or any(o in fn.__name__ for o in args.only)]
-        for name, attack in selected:
+        for index, (name, attack) in enumerate(selected):
+            ctx.attacker = attacker_addr(index)
             rss_before = ctx.host.rss_kib()
             before = load.measure(ctx.host, ctx.customers, ctx.lease_ids, args.baseline_secs, args.rate)
             with load.PaymentLoad(ctx.host, ctx.customers, ctx.lease_ids, args.rate) as during:

@@ -16,7 +16,7 @@ import time
 import uuid
 
 from . import client
-from .stack import ADMIN_EMAIL, ATTACKER_ADDR, PASSWORD, PROXY_ADDR
+from .stack import ADMIN_EMAIL, PASSWORD, PROXY_ADDR
 
 
 def _statuses(responses):
@@ -114,7 +114,7 @@ def admin_during_attack(ctx):
 def forwarded_for_spoof(ctx):
     """An untrusted peer rotating X-Forwarded-For to escape the per-address limit."""
     attempts = 80
-    responses = [client.login(ctx.host, f"nobody-{i}@attack.test", "wrong", ATTACKER_ADDR, f"10.9.{i}.1")
+    responses = [client.login(ctx.host, f"nobody-{i}@attack.test", "wrong", ctx.attacker, f"10.9.{i}.1")
                  for i in range(attempts)]
     limited = sum(1 for r in responses if r.status == 429)
     return attempts, f"{_statuses(responses)}", limited > 0
@@ -151,7 +151,7 @@ def _pay(ctx, provider, token=None, method="tok_attack"):
     body = {"lease_id": ctx.lease_ids[0], "amount": 1000, "currency": "EUR", "provider": provider,
             "payment_method": method}
     return client.once(ctx.host, "POST", "/api/v1/payments", body, {"idempotency-key": uuid.uuid4().hex},
-                       token or ctx.customers[0], ATTACKER_ADDR)
+                       token or ctx.customers[0], ctx.attacker)
 
 
 def egress_loopback_name(ctx):
@@ -175,13 +175,13 @@ def egress_denied_fails_at_once(ctx):
 
 # -- 5: slow sockets -------------------------------------------------------------------------------
 
-async def _slowloris(port, sockets, seconds, probe):
+async def _slowloris(port, source, sockets, seconds, probe):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, sockets + 1024)), hard))
     writers = []
     for i in range(sockets):
         try:
-            _, w = await asyncio.open_connection("127.0.0.1", port, local_addr=(ATTACKER_ADDR, 0))
+            _, w = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
             w.write(b"G")
             writers.append(w)
         except OSError:
@@ -217,7 +217,7 @@ def slow_sockets(ctx):
         r = client.once(ctx.host, "GET", "/health", source="127.0.0.4")
         return r.status, time.monotonic() - started
 
-    opened, (status, latency), still_open = asyncio.run(_slowloris(ctx.host.port, 2000, ctx.slow_secs, probe))
+    opened, (status, latency), still_open = asyncio.run(_slowloris(ctx.host.port, ctx.attacker, 2000, ctx.slow_secs, probe))
     holds = opened >= 2000 and status == 200 and latency < 1.0
     return opened, f"normal client {status} in {latency * 1e3:.0f} ms; {still_open} still open after {ctx.slow_secs} s", holds
 
@@ -227,8 +227,8 @@ def slow_sockets(ctx):
 def token_flood(ctx):
     """One token hammering the API."""
     email, _ = client.create_user(ctx.host, ctx.admin, "customer", PASSWORD)
-    token = client.token_for(ctx.host, email, PASSWORD, ATTACKER_ADDR)
-    conn = client.Conn(ctx.host, ATTACKER_ADDR)
+    token = client.token_for(ctx.host, email, PASSWORD, ctx.attacker)
+    conn = client.Conn(ctx.host, ctx.attacker)
     responses = [conn.request("GET", "/api/v1/me", token=token) for _ in range(ctx.flood)]
     conn.close()
     limited = [r for r in responses if r.status == 429]
@@ -238,17 +238,19 @@ def token_flood(ctx):
 
 def webhook_flood(ctx):
     """5,000 badly signed Stripe webhooks from one address."""
-    lines_before = ctx.host.log_text().count("webhook")
+    # Refusals are logged at most once per provider and reason every 10 s (counters carry the
+    # volume); the access log line every request gets is not what is measured here.
+    lines_before = ctx.host.log_text().count("webhook refused")
     body = json.dumps({"id": "evt_forged", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_x"}}})
     headers = {"content-type": "application/json", "stripe-signature": "t=1,v1=" + "0" * 64}
-    conn = client.Conn(ctx.host, ATTACKER_ADDR)
+    conn = client.Conn(ctx.host, ctx.attacker)
     responses = []
     for _ in range(5000):
         responses.append(conn.request("POST", "/webhooks/stripe", body, headers))
     conn.close()
-    log_lines = ctx.host.log_text().count("webhook") - lines_before
+    log_lines = ctx.host.log_text().count("webhook refused") - lines_before
     accepted = [r for r in responses if r.status == 200]
-    holds = not accepted and log_lines < 200  # and payment p99 at most doubles: see P99_BOUND
+    holds = not accepted and log_lines < 20  # and payment p99 at most doubles (p99_bound)
     return len(responses), f"{_statuses(responses)}; {log_lines} log lines", holds
 
 
@@ -262,7 +264,9 @@ def forged_logs(ctx):
     r = _pay(ctx, "log-forger")
     after = ctx.host.log_text()[len(before):]
     forged = [line for line in after.splitlines() if line.startswith("FORGED") or line.startswith("2026-01-01")]
-    lines = len(after.splitlines())
+    # The lines about this plugin (its own and the host's about it); the load's access log
+    # lines written meanwhile are not its doing.
+    lines = sum(1 for line in after.splitlines() if "log-forger" in line)
     holds = not forged and lines <= ctx.log_budget + 10
     return 1, f"payment {r.status}; {lines} log lines, {len(forged)} forged", holds
 
@@ -276,7 +280,7 @@ def internal_text(ctx):
     """Payments and webhooks through a plugin that panics; what reaches the client?"""
     responses = [_pay(ctx, "panic") for _ in range(3)]
     responses += [client.once(ctx.host, "POST", "/webhooks/panic", "{}", {"content-type": "application/json"},
-                              source=ATTACKER_ADDR) for _ in range(3)]
+                              source=ctx.attacker) for _ in range(3)]
     leaked = [r for r in responses if any(word in r.body.lower() for word in LEAKS)]
     return len(responses), f"{_statuses(responses)}; {len(leaked)} bodies with internal text", not leaked
 
@@ -288,8 +292,8 @@ def token_role_change(ctx):
     claims = client.jwt_claims(ctx.customers[0])
     forged_role = client.jwt_resign(ctx.customers[0], ctx.host.jwt_secret, role="admin")
     forged_sub = client.jwt_resign(ctx.customers[0], ctx.host.jwt_secret, sub=str(uuid.uuid4()))
-    r1 = client.once(ctx.host, "GET", "/api/v1/users/" + claims["sub"], token=forged_role, source=ATTACKER_ADDR)
-    r2 = client.once(ctx.host, "GET", "/api/v1/me", token=forged_sub, source=ATTACKER_ADDR)
+    r1 = client.once(ctx.host, "GET", "/api/v1/users/" + claims["sub"], token=forged_role, source=ctx.attacker)
+    r2 = client.once(ctx.host, "GET", "/api/v1/me", token=forged_sub, source=ctx.attacker)
     return 2, f"role forged: {r1.status}; sub forged: {r2.status}", r1.status == 401 and r2.status == 401
 
 
@@ -304,10 +308,11 @@ def other_publisher(ctx):
         if signer:
             ctx.host.cli("plugin", "sign", package, "--key", ctx.keys[signer])
         r = ctx.host.cli("plugin", "upgrade", package, check=False)
-        results.append((signer or "unsigned", r.returncode, r.stderr.strip().splitlines()[-1:] or [""]))
+        refusal = [line for line in r.stderr.splitlines() if "refused" in line]
+        results.append((signer or "unsigned", r.returncode, " ".join((refusal[-1] if refusal else "").split())))
         shutil.rmtree(package, ignore_errors=True)
     refused = all(code != 0 for _, code, _ in results)
-    outcome = "; ".join(f"{who}: exit {code} {msg[0][:90]}" for who, code, msg in results)
+    outcome = "; ".join(f"{who}: exit {code} ({msg[:140]})" for who, code, msg in results)
     return len(results), outcome, refused
 
 
@@ -315,11 +320,11 @@ def other_publisher(ctx):
 
 def http_conventions(ctx):
     """Response headers, CORS from an unlisted origin and a listed one, /metrics without a token."""
-    evil = client.once(ctx.host, "GET", "/api/v1/me", token=ctx.customers[0], source=ATTACKER_ADDR,
+    evil = client.once(ctx.host, "GET", "/api/v1/me", token=ctx.customers[0], source=ctx.attacker,
                        headers={"origin": "https://evil.example"})
-    good = client.once(ctx.host, "OPTIONS", "/api/v1/me", source=ATTACKER_ADDR,
+    good = client.once(ctx.host, "OPTIONS", "/api/v1/me", source=ctx.attacker,
                        headers={"origin": ctx.allowed_origin, "access-control-request-method": "GET"})
-    metrics = client.once(ctx.host, "GET", "/metrics", source=ATTACKER_ADDR)
+    metrics = client.once(ctx.host, "GET", "/metrics", source=ctx.attacker)
     checks = {
         "nosniff": evil.headers.get("x-content-type-options") == "nosniff",
         "no-store": "no-store" in evil.headers.get("cache-control", ""),
@@ -358,7 +363,7 @@ def stripe_unknown_refund(ctx):
     body = json.dumps(event)
     signature = client.stripe_signature(ctx.stripe_webhook_secret, body, int(time.time()))
     r = client.once(ctx.host, "POST", "/webhooks/stripe", body,
-                    {"content-type": "application/json", "stripe-signature": signature}, source=ATTACKER_ADDR)
+                    {"content-type": "application/json", "stripe-signature": signature}, source=ctx.attacker)
     status = (r.json() or {}).get("status")
     return 1, f"{r.status} {status}", r.status == 200 and status == "ignored"
 

@@ -23,7 +23,12 @@ REDIS_URL = os.environ.get("ATTACK_REDIS", "redis://127.0.0.1:6379")
 # limits apply to the attack and not to the load that measures payment latency.
 LOAD_ADDR = "127.0.0.2"
 PROXY_ADDR = "127.0.0.1"  # the one trusted proxy: its X-Forwarded-For is believed
-ATTACKER_ADDR = "127.0.0.3"
+
+
+def attacker_addr(index):
+    """A loopback address of its own for each attack, so the limits one attack runs into (per
+    address, per provider and address) are not what the next one meets."""
+    return f"127.0.1.{index + 1}"
 
 ADMIN_EMAIL = "admin@attack.test"
 PASSWORD = "correct horse battery staple"
