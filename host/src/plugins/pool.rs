@@ -67,8 +67,12 @@ impl CallPool {
     }
 
     fn submit(&self, permit: OwnedSemaphorePermit, job: impl FnOnce() + Send + 'static) -> Result<(), PoolClosed> {
+        let idle = self.threads.lock().expect("pool threads").idle.clone();
         let job: Job = Box::new(move || {
             job();
+            // This thread is counted idle before the slot is free again: the caller the slot
+            // goes to next finds it and starts no thread of its own (at most `capacity` threads).
+            *idle.lock().expect("pool idle count") += 1;
             drop(permit);
         });
         self.reserve_thread()?;
@@ -86,8 +90,8 @@ impl CallPool {
                 return Ok(());
             }
         }
-        let (queue, idle) = (self.queue.clone(), threads.idle.clone());
-        std::thread::Builder::new().name("plugin-call".into()).spawn(move || worker(&queue, &idle)).map_err(|e| {
+        let queue = self.queue.clone();
+        std::thread::Builder::new().name("plugin-call".into()).spawn(move || worker(&queue)).map_err(|e| {
             tracing::error!(error = %e, "cannot start a plugin call thread");
             PoolClosed
         })?;
@@ -97,12 +101,11 @@ impl CallPool {
     }
 }
 
-fn worker(queue: &Mutex<Receiver<Job>>, idle: &Mutex<usize>) {
+fn worker(queue: &Mutex<Receiver<Job>>) {
     loop {
         let job = queue.lock().expect("pool queue").recv();
         let Ok(job) = job else { return };
         job();
-        *idle.lock().expect("pool idle count") += 1;
     }
 }
 
@@ -156,6 +159,13 @@ mod tests {
             }
         }
         assert!(pool.threads.lock().unwrap().started <= 3);
+        // A caller has its result a moment before the job's thread frees the slot.
+        for _ in 0..100 {
+            if pool.free_slots() == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         assert_eq!(pool.free_slots(), 3);
     }
 }
