@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # Fuzz the parsers (issue 11 item 16) within a time bound per target.
 #
-# Only stable Rust is available here, so there is no libFuzzer/cargo-fuzz; the targets are
-# proptest property tests over arbitrary (and structure-aware) input, named `fuzz_*`:
+# Two kinds of target. Coverage-guided, with AFL++ through afl.rs (which runs on stable Rust;
+# `cargo install cargo-afl` once): the crate `fuzz/` (outside the workspace), one binary per input
+# surface, seeded from `fuzz/seeds/<target>`:
+#
+#   afl        fuzz/src/bin/requests.rs   request bodies: JSON, card refusal, payments, refunds,
+#                                         payment methods, leases; currencies, VINs, stored methods
+#              fuzz/src/bin/packages.rs   plugin packages (tar, tar.gz) and plugin.toml manifests
+#
+# Crashes AFL finds are copied to `fuzz/regressions/<binary>/`: commit them, and every later run
+# replays them first (a regression test), then fix the parser. And proptest property tests over
+# arbitrary (and structure-aware) input, named `fuzz_*`, which plain `cargo test` also runs:
 #
 #   leases     services/leases/tests/fuzz.rs          money, currencies, VINs, lease requests, schedules
 #   payments   services/payments/tests/fuzz.rs         payment/refund/payment-method requests, IBAN/BIC/mandates
@@ -19,12 +28,55 @@
 #
 #   FUZZ_SECS=60 scripts/fuzz.sh            # all targets, about a minute each
 #   FUZZ_SECS=5 scripts/fuzz.sh payments    # one target
+#   FUZZ_SECS=60 scripts/fuzz.sh afl        # the AFL++ targets only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZ_SECS=${FUZZ_SECS:-60}
 selected=("$@")
-[ ${#selected[@]} -eq 0 ] && selected=(leases payments card registry webhooks)
+[ ${#selected[@]} -eq 0 ] && selected=(leases payments card registry webhooks afl)
+failed=0
+summary=()
+
+# AFL++ (coverage-guided): each binary for FUZZ_SECS, after replaying the committed crashes.
+if [[ " ${selected[*]} " == *" afl "* ]]; then
+  if ! cargo afl --version >/dev/null 2>&1; then
+    echo "fuzz: afl: cargo-afl is not installed (cargo install cargo-afl); skipped" >&2
+    summary+=("afl       not run: cargo-afl is not installed")
+    failed=1
+  else
+    echo "fuzz: building the AFL++ targets (cargo afl build --release in fuzz/)"
+    (cd fuzz && cargo afl build --release --quiet)
+    for bin in requests packages; do
+      for input in fuzz/regressions/$bin/*; do
+        [ -f "$input" ] || continue
+        if ! fuzz/target/release/$bin <"$input" >/dev/null 2>&1; then
+          echo "fuzz: afl: $bin still crashes on $input" >&2
+          failed=1
+        fi
+      done
+      out="fuzz/out/$bin"
+      rm -rf "$out"
+      mkdir -p fuzz/out
+      AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 \
+        cargo afl fuzz -V "$FUZZ_SECS" -t 5000 -i "fuzz/seeds/$bin" -o "$out" "fuzz/target/release/$bin" >"/tmp/fuzz-afl-$bin.log" 2>&1 || true
+      stats="$out/default/fuzzer_stats"
+      execs=$(awk -F': *' '$1 ~ /^execs_done/ {print $2}' "$stats" 2>/dev/null || echo "?")
+      edges=$(awk -F': *' '$1 ~ /^edges_found/ {print $2}' "$stats" 2>/dev/null || echo "?")
+      crashes=$(find "$out/default/crashes" -type f -name 'id:*' 2>/dev/null | wc -l)
+      if [ ! -f "$stats" ]; then
+        outcome="FAILED to start (see /tmp/fuzz-afl-$bin.log)"; failed=1
+      elif [ "$crashes" -gt 0 ]; then
+        mkdir -p "fuzz/regressions/$bin"
+        cp "$out"/default/crashes/id:* "fuzz/regressions/$bin/"
+        outcome="FAILED: $crashes crashes, copied to fuzz/regressions/$bin"; failed=1
+      else
+        outcome="ok"
+      fi
+      summary+=("$(printf 'afl:%-9s %9s execs, %5s edges  %4ss  %s' "$bin" "$execs" "$edges" "$FUZZ_SECS" "$outcome")")
+    done
+  fi
+fi
 
 # name | cargo arguments | test filter | cases per second (per property, measured on 2 cores)
 targets=(
@@ -43,8 +95,6 @@ for target in "${targets[@]}"; do
   cargo test $args --no-run --quiet
 done
 
-failed=0
-summary=()
 for target in "${targets[@]}"; do
   IFS='|' read -r name args filter rate <<<"$target"
   [[ " ${selected[*]} " == *" $name "* ]] || continue
