@@ -294,3 +294,70 @@ where
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quick() -> Policy {
+        Policy {
+            initial_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(40),
+            healthy_after: Duration::from_millis(150),
+            max_failures: 4,
+            failure_window: Duration::from_secs(60),
+            finish_within: Duration::from_millis(100),
+        }
+    }
+
+    #[tokio::test]
+    async fn backoff_doubles_to_its_cap_then_the_task_is_down() {
+        let board = TaskBoard::default();
+        let mut tasks = Supervisor::new(quick(), board.clone(), &Metrics::new());
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let seen = starts.clone();
+        tasks.spawn(
+            "failing",
+            OnStop::Abort,
+            factory(move |_| {
+                seen.lock().unwrap().push(Instant::now());
+                async { Err(anyhow::anyhow!("no")) }
+            }),
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let starts = starts.lock().unwrap().clone();
+        let gaps: Vec<u128> = starts.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
+        assert_eq!(gaps.len(), 3, "three restarts, then down: {gaps:?}");
+        for (gap, backoff) in gaps.iter().zip([10, 20, 40]) {
+            assert!((backoff..backoff + 100).contains(gap), "{gaps:?}");
+        }
+        assert_eq!(board.snapshot()["failing"], TaskState::Down);
+        tasks.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_run_that_lasted_resets_the_failure_count() {
+        let board = TaskBoard::default();
+        let mut tasks = Supervisor::new(quick(), board.clone(), &Metrics::new());
+        let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counted = runs.clone();
+        tasks.spawn(
+            "sometimes",
+            OnStop::Abort,
+            factory(move |_| {
+                let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    // Every third run lasts past `healthy_after` before failing.
+                    if n % 3 == 2 {
+                        tokio::time::sleep(Duration::from_millis(160)).await;
+                    }
+                    Err(anyhow::anyhow!("run {n}"))
+                }
+            }),
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(runs.load(std::sync::atomic::Ordering::SeqCst) > 6);
+        assert_ne!(board.snapshot()["sometimes"], TaskState::Down);
+        tasks.shutdown().await;
+    }
+}

@@ -547,6 +547,36 @@ mod tests {
     }
 
     #[test]
+    fn database_timeouts_and_task_policy_are_read_and_checked() {
+        let numbers = |pairs: &[(&str, u64)]| {
+            let mut f = Figment::new();
+            for (k, v) in pairs {
+                f = f.merge(Serialized::default(k, v));
+            }
+            Config::from_figment(f)
+        };
+        let c = numbers(&[
+            ("database_statement_timeout_ms", 1500),
+            ("database_lock_timeout_ms", 0),
+            ("database_busy_timeout_ms", 250),
+            ("task_max_failures", 4),
+            ("task_failure_window_secs", 30),
+        ])
+        .unwrap();
+        let t = c.database_timeouts;
+        assert_eq!(t.statement, Some(Duration::from_millis(1500)));
+        assert_eq!(t.lock, None, "0 turns it off");
+        assert_eq!(t.idle_in_transaction, Some(Duration::from_secs(60)));
+        assert_eq!(t.migration, None);
+        assert_eq!(t.busy, Duration::from_millis(250));
+        assert_eq!((c.tasks.max_failures, c.tasks.failure_window), (4, Duration::from_secs(30)));
+        let err = numbers(&[("task_max_failures", 0)]).unwrap_err().to_string();
+        assert!(err.contains("LESSOR_TASK_MAX_FAILURES"), "{err}");
+        let err = numbers(&[("database_statement_timeout_ms", 99_999_999_999)]).unwrap_err().to_string();
+        assert!(err.contains("LESSOR_DATABASE_STATEMENT_TIMEOUT_MS"), "{err}");
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let err = with(&[("colour", "blue")]).unwrap_err().to_string();
         assert!(err.contains("`colour`") && err.contains("LESSOR_COLOUR"), "{err}");
