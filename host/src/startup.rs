@@ -396,13 +396,14 @@ fn spawn_tasks(
         looping(move |stop| providers.clone().run(plugin_reload, stop.wait())),
     );
     // The relay finishes its pass and releases its lease; unpublished rows wait in the outbox.
+    // One holder name for every run, so a restarted relay takes its own lease back at once.
     let (db, sink, wake) = (state.db.clone(), state.events.sink.clone(), state.events.wake.clone());
+    let config = lessor_events::RelayConfig::new(lessor_events::PAYMENTS);
     tasks.spawn(
         "event-relay",
         OnStop::Finish,
         looping(move |stop| {
-            let config = lessor_events::RelayConfig::new(lessor_events::PAYMENTS);
-            lessor_events::Relay::new(db.clone(), sink.clone(), config).run(wake.clone(), |_| {}, stop.wait())
+            lessor_events::Relay::new(db.clone(), sink.clone(), config.clone()).run(wake.clone(), |_| {}, stop.wait())
         }),
     );
     let payments = state.payments.clone();
