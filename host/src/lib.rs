@@ -11,6 +11,7 @@ pub mod rate_limit;
 pub mod search;
 pub mod server;
 pub mod startup;
+pub mod supervisor;
 pub mod telemetry;
 
 pub use config::Config;

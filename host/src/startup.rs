@@ -32,6 +32,7 @@ use crate::payments::{PluginGateway, workers};
 use crate::plugins::{Limits, LiveProviders, PluginRuntime, RuntimeConfig};
 use crate::rate_limit::RateLimiter;
 use crate::server::ConnectionLimits;
+use crate::supervisor::{self, Factory, OnStop, Supervisor, TaskBoard};
 
 /// A bound, ready-to-run host.
 pub struct Application {
@@ -47,6 +48,9 @@ pub struct Application {
     reconcile_interval: Duration,
     collection: Option<(Duration, CollectionPolicy)>,
     chain_worker: Option<lessor_chain::ChainWorker>,
+    tasks: TaskBoard,
+    task_policy: supervisor::Policy,
+    extra_tasks: Vec<(String, OnStop, Factory)>,
 }
 
 /// The worker recording completed payments on TON, when `ton_api_url` is set.
@@ -89,10 +93,15 @@ pub fn collection_policy(config: &Config) -> CollectionPolicy {
 
 /// Opens the database named by the configuration, applying migrations when asked.
 pub async fn open_database(config: &Config, migrate: bool) -> anyhow::Result<Db> {
-    let settings = PoolSettings { max_connections: config.database_max_connections, ..PoolSettings::default() };
+    let settings = PoolSettings {
+        max_connections: config.database_max_connections,
+        timeouts: config.database_timeouts,
+        ..PoolSettings::default()
+    };
     let db = Db::connect_with(&config.database, &settings).await?;
     if migrate {
-        db.migrate().await.with_context(|| format!("migrating {}", config.database))?;
+        let within = config.database_timeouts.migration;
+        db.migrate_within(within).await.with_context(|| format!("migrating {}", config.database))?;
     }
     Ok(db)
 }
@@ -186,7 +195,8 @@ impl Application {
         let chain = ChainView { enabled: config.chain.enabled(), store: lessor_chain::ChainStore::new(db.clone()) };
         let chain_worker = chain_worker(&config, &db, &events, &metrics).await?;
         let trusted_proxies = Arc::new(config.trusted_proxies.clone());
-        let edge = Arc::new(edge(&config, redis.as_ref()));
+        let tasks = TaskBoard::default();
+        let edge = Arc::new(edge(&config, redis.as_ref(), tasks.clone()));
         let state = AppState {
             auth,
             leases,
@@ -231,7 +241,20 @@ impl Application {
             reconcile_interval: config.reconcile_interval,
             collection: config.collection_interval.map(|every| (every, collection_policy(&config))),
             chain_worker,
+            tasks,
+            // The relay, chain worker and indexer end their pass within the grace period.
+            task_policy: supervisor::Policy {
+                finish_within: Duration::from_secs(config.shutdown_grace_secs).min(Duration::from_secs(5)),
+                ..config.tasks.clone()
+            },
+            extra_tasks: Vec::new(),
         })
+    }
+
+    /// Runs one more background task under supervision, next to the host's own (tests use it
+    /// to inject failing tasks; nothing a client sends reaches it).
+    pub fn supervise(&mut self, name: &str, on_stop: OnStop, factory: Factory) {
+        self.extra_tasks.push((name.to_owned(), on_stop, factory));
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -267,6 +290,9 @@ impl Application {
             reconcile_interval,
             collection,
             chain_worker,
+            tasks,
+            task_policy,
+            extra_tasks,
         } = self;
         tracing::info!(
             addr = %listener.local_addr()?,
@@ -274,41 +300,18 @@ impl Application {
             search = state.search.engine(),
             "listening"
         );
-        let janitor = tokio::spawn(purge_sessions_periodically(state.auth.clone()));
-
         let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let mut indexer_stop = stop_rx.clone();
-        let indexer = tokio::spawn(crate::search::run_indexer(
-            state.leases.repository().clone(),
-            state.search.clone(),
-            lease_changes,
-            state.metrics.clone(),
-            async move {
-                let _ = indexer_stop.wait_for(|stop| *stop).await;
-            },
-        ));
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
-        let reloader = tokio::spawn(state.providers.clone().run(plugin_reload, stopped(stop_rx.clone())));
-        let relay = lessor_events::Relay::new(
-            state.db.clone(),
-            state.events.sink.clone(),
-            lessor_events::RelayConfig::new(lessor_events::PAYMENTS),
-        );
-        let relay = tokio::spawn(relay.run(state.events.wake.clone(), |_| {}, stopped(stop_rx.clone())));
-        let mut background = vec![
-            tokio::spawn(workers::reconcile(state.payments.clone(), reconcile_interval, stopped(stop_rx.clone()))),
-            tokio::spawn(workers::prune_keys(state.idempotency.clone(), stopped(stop_rx.clone()))),
-        ];
-        let chain = chain_worker.map(|worker| tokio::spawn(worker.run(stopped(stop_rx.clone()))));
-        if let Some((every, policy)) = collection {
-            let job = Arc::new(CollectionJob::new(state.payments.clone(), policy));
-            background.push(tokio::spawn(workers::collect(job, every, stopped(stop_rx.clone()))));
+        let mut tasks = Supervisor::new(task_policy, tasks, &state.metrics);
+        spawn_tasks(&mut tasks, &state, lease_changes, plugin_reload, reconcile_interval, collection, chain_worker);
+        for (name, on_stop, factory) in extra_tasks {
+            tasks.spawn(&name, on_stop, factory);
         }
+        let mut background = Vec::new();
+        let stop_tasks = tasks.stopper();
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
+            stop_tasks();
         });
         let mut graceful_rx = stop_rx.clone();
         let graceful = async move {
@@ -335,19 +338,11 @@ impl Application {
                 Ok(())
             }
         };
-        janitor.abort();
-        reloader.abort();
         for task in background {
             task.abort();
         }
-        // The relay finishes its pass and releases its lease; unpublished rows wait in the outbox.
-        let _ = tokio::time::timeout(Duration::from_secs(5), relay).await;
-        if let Some(chain) = chain {
-            // Closes its consumer and releases the wallet lease; stored records resume later.
-            let _ = tokio::time::timeout(Duration::from_secs(5), chain).await;
-        }
-        // The indexer finishes its batch; whatever it did not complete stays in the outbox.
-        let _ = tokio::time::timeout(Duration::from_secs(5), indexer).await;
+        // Aborts the loops; the relay, the chain worker and the indexer finish their pass.
+        tasks.shutdown().await;
         state.db.close().await;
         tracing::info!("stopped");
         result
@@ -355,12 +350,12 @@ impl Application {
 }
 
 /// The HTTP edge's guards, counting where login throttling counts.
-fn edge(config: &Config, redis: Option<&RedisConn>) -> Edge {
+fn edge(config: &Config, redis: Option<&RedisConn>, tasks: TaskBoard) -> Edge {
     let h = &config.http;
     Edge {
         limiter: redis.map_or_else(RateLimiter::in_memory, |r| RateLimiter::redis(r.clone())),
         limits: config.rate_limits,
-        ready: ReadyProbe::default(),
+        ready: ReadyProbe::new(tasks),
         metrics_access: match (&h.metrics_token, h.metrics_addr) {
             (_, Some(_)) => MetricsAccess::OwnListener,
             (Some(token), None) => MetricsAccess::Token(token.clone()),
@@ -368,6 +363,68 @@ fn edge(config: &Config, redis: Option<&RedisConn>) -> Edge {
         },
         webhook_log: LogGate::new(Duration::from_secs(10)),
         max_webhook_body: config.max_body_bytes,
+    }
+}
+
+/// The host's background tasks, each under supervision (restartable: every run builds its
+/// loop afresh from shared handles).
+fn spawn_tasks(
+    tasks: &mut Supervisor,
+    state: &AppState,
+    lease_changes: Arc<Notify>,
+    plugin_reload: Duration,
+    reconcile_interval: Duration,
+    collection: Option<(Duration, CollectionPolicy)>,
+    chain_worker: Option<lessor_chain::ChainWorker>,
+) {
+    use supervisor::looping;
+    let auth = state.auth.clone();
+    tasks.spawn("session-janitor", OnStop::Abort, looping(move |_| purge_sessions_periodically(auth.clone())));
+    // The indexer finishes its batch; whatever it did not complete stays in the outbox.
+    let (repo, index, metrics) = (state.leases.repository().clone(), state.search.clone(), state.metrics.clone());
+    tasks.spawn(
+        "search-indexer",
+        OnStop::Finish,
+        looping(move |stop| {
+            crate::search::run_indexer(repo.clone(), index.clone(), lease_changes.clone(), metrics.clone(), stop.wait())
+        }),
+    );
+    let providers = state.providers.clone();
+    tasks.spawn(
+        "plugin-reloader",
+        OnStop::Abort,
+        looping(move |stop| providers.clone().run(plugin_reload, stop.wait())),
+    );
+    // The relay finishes its pass and releases its lease; unpublished rows wait in the outbox.
+    // One holder name for every run, so a restarted relay takes its own lease back at once.
+    let (db, sink, wake) = (state.db.clone(), state.events.sink.clone(), state.events.wake.clone());
+    let config = lessor_events::RelayConfig::new(lessor_events::PAYMENTS);
+    tasks.spawn(
+        "event-relay",
+        OnStop::Finish,
+        looping(move |stop| {
+            lessor_events::Relay::new(db.clone(), sink.clone(), config.clone()).run(wake.clone(), |_| {}, stop.wait())
+        }),
+    );
+    let payments = state.payments.clone();
+    tasks.spawn(
+        "reconciliation",
+        OnStop::Abort,
+        looping(move |stop| workers::reconcile(payments.clone(), reconcile_interval, stop.wait())),
+    );
+    let keys = state.idempotency.clone();
+    tasks.spawn("key-pruning", OnStop::Abort, looping(move |stop| workers::prune_keys(keys.clone(), stop.wait())));
+    if let Some((every, policy)) = collection {
+        let job = Arc::new(CollectionJob::new(state.payments.clone(), policy));
+        tasks.spawn(
+            "collection",
+            OnStop::Abort,
+            looping(move |stop| workers::collect(job.clone(), every, stop.wait())),
+        );
+    }
+    if let Some(worker) = chain_worker {
+        // Closes its consumer and releases the wallet lease; stored records resume later.
+        tasks.spawn("chain-worker", OnStop::Finish, looping(move |stop| worker.clone().run(stop.wait())));
     }
 }
 

@@ -39,6 +39,13 @@ struct RawConfig {
     data_dir: PathBuf,
     database_url: Option<String>,
     database_max_connections: u32,
+    database_statement_timeout_ms: u64,
+    database_lock_timeout_ms: u64,
+    database_idle_in_transaction_timeout_ms: u64,
+    database_migration_timeout_ms: u64,
+    database_busy_timeout_ms: u64,
+    task_max_failures: u32,
+    task_failure_window_secs: u64,
     redis_url: Option<String>,
     redis_namespace: String,
     meili_url: Option<String>,
@@ -103,6 +110,13 @@ impl Default for RawConfig {
             data_dir: PathBuf::from("data"),
             database_url: None,
             database_max_connections: 16,
+            database_statement_timeout_ms: 30_000,
+            database_lock_timeout_ms: 5_000,
+            database_idle_in_transaction_timeout_ms: 60_000,
+            database_migration_timeout_ms: 0,
+            database_busy_timeout_ms: 5_000,
+            task_max_failures: 10,
+            task_failure_window_secs: 300,
             redis_url: None,
             redis_namespace: "lessor".into(),
             meili_url: None,
@@ -184,6 +198,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database: DatabaseTarget,
     pub database_max_connections: u32,
+    /// Statement, lock and idle-in-transaction timeouts (PostgreSQL), busy timeout (SQLite),
+    /// and the statement timeout of migrations.
+    pub database_timeouts: lessor_store::Timeouts,
+    /// When a failing background task is restarted and when it is down for good.
+    pub tasks: crate::supervisor::Policy,
     pub redis: Option<RedisTarget>,
     pub redis_namespace: String,
     /// Meilisearch for lease search; the embedded index under `data_dir/search` when unset.
@@ -355,6 +374,33 @@ impl Config {
         if raw.database_max_connections == 0 {
             return Err(invalid("database_max_connections", "must be at least 1"));
         }
+        let ms_or_off = |key: &str, ms: u64| -> Result<Option<Duration>, ConfigError> {
+            if ms > 86_400_000 {
+                return Err(invalid(key, "must be at most 86400000 (0 turns it off)"));
+            }
+            Ok((ms > 0).then(|| Duration::from_millis(ms)))
+        };
+        let database_timeouts = lessor_store::Timeouts {
+            statement: ms_or_off("database_statement_timeout_ms", raw.database_statement_timeout_ms)?,
+            lock: ms_or_off("database_lock_timeout_ms", raw.database_lock_timeout_ms)?,
+            idle_in_transaction: ms_or_off(
+                "database_idle_in_transaction_timeout_ms",
+                raw.database_idle_in_transaction_timeout_ms,
+            )?,
+            migration: ms_or_off("database_migration_timeout_ms", raw.database_migration_timeout_ms)?,
+            busy: ms_or_off("database_busy_timeout_ms", raw.database_busy_timeout_ms)?.unwrap_or_default(),
+        };
+        if raw.task_max_failures == 0 {
+            return Err(invalid("task_max_failures", "must be at least 1"));
+        }
+        if !(1..=86_400).contains(&raw.task_failure_window_secs) {
+            return Err(invalid("task_failure_window_secs", "must be between 1 and 86400"));
+        }
+        let tasks = crate::supervisor::Policy {
+            max_failures: raw.task_max_failures,
+            failure_window: Duration::from_secs(raw.task_failure_window_secs),
+            ..crate::supervisor::Policy::default()
+        };
         if raw.login_max_failures_per_account_address == 0 {
             return Err(invalid("login_max_failures_per_account_address", "must be at least 1"));
         }
@@ -430,6 +476,8 @@ impl Config {
             data_dir: raw.data_dir,
             database,
             database_max_connections: raw.database_max_connections,
+            database_timeouts,
+            tasks,
             redis,
             redis_namespace: raw.redis_namespace,
             meili,
@@ -496,6 +544,36 @@ mod tests {
         assert_eq!(c.addr.to_string(), "127.0.0.1:8080");
         assert!(matches!(c.database, DatabaseTarget::Sqlite(_)));
         assert!(c.redis.is_none());
+    }
+
+    #[test]
+    fn database_timeouts_and_task_policy_are_read_and_checked() {
+        let numbers = |pairs: &[(&str, u64)]| {
+            let mut f = Figment::new();
+            for (k, v) in pairs {
+                f = f.merge(Serialized::default(k, v));
+            }
+            Config::from_figment(f)
+        };
+        let c = numbers(&[
+            ("database_statement_timeout_ms", 1500),
+            ("database_lock_timeout_ms", 0),
+            ("database_busy_timeout_ms", 250),
+            ("task_max_failures", 4),
+            ("task_failure_window_secs", 30),
+        ])
+        .unwrap();
+        let t = c.database_timeouts;
+        assert_eq!(t.statement, Some(Duration::from_millis(1500)));
+        assert_eq!(t.lock, None, "0 turns it off");
+        assert_eq!(t.idle_in_transaction, Some(Duration::from_secs(60)));
+        assert_eq!(t.migration, None);
+        assert_eq!(t.busy, Duration::from_millis(250));
+        assert_eq!((c.tasks.max_failures, c.tasks.failure_window), (4, Duration::from_secs(30)));
+        let err = numbers(&[("task_max_failures", 0)]).unwrap_err().to_string();
+        assert!(err.contains("LESSOR_TASK_MAX_FAILURES"), "{err}");
+        let err = numbers(&[("database_statement_timeout_ms", 99_999_999_999)]).unwrap_err().to_string();
+        assert!(err.contains("LESSOR_DATABASE_STATEMENT_TIMEOUT_MS"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! `LESSOR_METRICS_ADDR` when that is set, and otherwise only to loopback clients whose request
 //! did not come through a proxy.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::ApiError;
 use crate::metrics::Metrics;
+use crate::supervisor::{TaskBoard, TaskState};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a readiness answer is reused.
@@ -52,6 +54,10 @@ pub struct Checks {
     /// `up` or `down`; absent when Redis is not configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<&'static str>,
+    /// Each supervised background task by name: `up`, `restarting` (failed, waiting out its
+    /// backoff) or `down` (failed too often, no longer restarted: the answer is then 503).
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub tasks: BTreeMap<String, &'static str>,
 }
 
 /// The process is alive.
@@ -77,13 +83,18 @@ fn up_or_down<E: std::fmt::Display>(
     }
 }
 
-/// The last readiness answer and when it was probed.
+/// The last readiness answer and when it was probed, and the supervised tasks' states.
 #[derive(Default)]
 pub struct ReadyProbe {
     last: tokio::sync::Mutex<Option<(Instant, StatusCode, Readiness)>>,
+    tasks: TaskBoard,
 }
 
 impl ReadyProbe {
+    pub fn new(tasks: TaskBoard) -> Self {
+        Self { last: Default::default(), tasks }
+    }
+
     async fn answer(&self, state: &AppState) -> (StatusCode, Readiness) {
         let mut last = self.last.lock().await;
         if let Some((at, status, readiness)) = &*last
@@ -92,13 +103,13 @@ impl ReadyProbe {
             return (*status, readiness.clone());
         }
         state.metrics.ready_probed();
-        let (status, readiness) = probe(state).await;
+        let (status, readiness) = probe(state, &self.tasks).await;
         *last = Some((Instant::now(), status, readiness.clone()));
         (status, readiness)
     }
 }
 
-async fn probe(state: &AppState) -> (StatusCode, Readiness) {
+async fn probe(state: &AppState, tasks: &TaskBoard) -> (StatusCode, Readiness) {
     let db = tokio::time::timeout(CHECK_TIMEOUT, state.db.ping());
     let redis = async {
         match &state.redis {
@@ -107,14 +118,18 @@ async fn probe(state: &AppState) -> (StatusCode, Readiness) {
         }
     };
     let (db, redis) = tokio::join!(db, redis);
-    let checks = Checks { database: up_or_down("database", db), redis };
-    let all_up = checks.database == "up" && checks.redis.is_none_or(|r| r == "up");
+    let tasks = tasks.snapshot();
+    let tasks_up = tasks.values().all(|t| *t != TaskState::Down);
+    let tasks = tasks.into_iter().map(|(name, t)| (name, t.as_str())).collect();
+    let checks = Checks { database: up_or_down("database", db), redis, tasks };
+    let all_up = checks.database == "up" && checks.redis.is_none_or(|r| r == "up") && tasks_up;
     let (status, word) =
         if all_up { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "unavailable") };
     (status, Readiness { status: word, checks })
 }
 
-/// The database (and Redis, when configured) answer; 503 names the one that does not.
+/// The database (and Redis, when configured) answer and no background task is down for good;
+/// 503 names the one that is not.
 /// Answered from a probe at most one second old.
 #[utoipa::path(
     get, path = "/ready", tag = "operations",

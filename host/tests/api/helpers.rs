@@ -85,10 +85,21 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_prepared(backend, tweak, |_| {}).await
+    }
+
+    /// Like [`TestApp::spawn_with`], with a last word on the built application before it runs
+    /// (e.g. extra supervised tasks).
+    pub async fn spawn_prepared(
+        backend: Backend,
+        tweak: impl FnOnce(&mut Config),
+        prepare: impl FnOnce(&mut Application),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (mut config, pg) = test_config(backend, &dir).await;
         tweak(&mut config);
-        let app = Application::build(config).await.expect("application builds");
+        let mut app = Application::build(config).await.expect("application builds");
+        prepare(&mut app);
         let base = format!("http://127.0.0.1:{}", app.port());
         let state = app.state().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

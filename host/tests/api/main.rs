@@ -10,6 +10,7 @@ mod auth;
 mod card_numbers;
 mod chain;
 mod cli;
+mod db_timeouts;
 mod leases;
 mod meili;
 #[path = "../../../services/search/tests/peer/mod.rs"]
@@ -25,3 +26,4 @@ mod plugin_attacks;
 mod plugin_build;
 mod plugins;
 mod refund_webhooks;
+mod supervision;

@@ -46,6 +46,7 @@ impl EventHandler for ChainHandler {
 /// The chain worker: build it from checked settings, then `tokio::spawn(worker.run(stop))`.
 /// Any number of replicas may run one: they share the consumer group, and the wallet's lease
 /// lets one at a time sign and send.
+#[derive(Clone)]
 pub struct ChainWorker {
     pipeline: Arc<ChainPipeline>,
     bus: Arc<dyn EventBus>,

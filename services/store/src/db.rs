@@ -53,11 +53,53 @@ pub enum StoreError {
 pub struct PoolSettings {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    pub timeouts: Timeouts,
 }
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5), timeouts: Timeouts::default() }
+    }
+}
+
+/// How long one statement may hold a connection, so a stuck query cannot hold the pool.
+/// `None` turns a PostgreSQL timeout off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// PostgreSQL `statement_timeout`: a statement running longer is cancelled (SQLSTATE 57014).
+    pub statement: Option<Duration>,
+    /// PostgreSQL `lock_timeout`: a statement waiting longer for a lock fails (SQLSTATE 55P03).
+    pub lock: Option<Duration>,
+    /// PostgreSQL `idle_in_transaction_session_timeout`: a session idle this long inside a
+    /// transaction is ended, releasing its locks.
+    pub idle_in_transaction: Option<Duration>,
+    /// The statement and lock timeouts while migrating (PostgreSQL); `None`: no limit.
+    pub migration: Option<Duration>,
+    /// SQLite: how long a statement waits for another connection's lock before `database is locked`.
+    pub busy: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            statement: Some(Duration::from_secs(30)),
+            lock: Some(Duration::from_secs(5)),
+            idle_in_transaction: Some(Duration::from_secs(60)),
+            migration: None,
+            busy: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Timeouts {
+    /// The session settings every PostgreSQL connection starts with (milliseconds; 0 is off).
+    fn postgres_options(&self) -> [(&'static str, String); 3] {
+        let ms = |d: Option<Duration>| d.map_or(0, |d| d.as_millis().max(1)).to_string();
+        [
+            ("statement_timeout", ms(self.statement)),
+            ("lock_timeout", ms(self.lock)),
+            ("idle_in_transaction_session_timeout", ms(self.idle_in_transaction)),
+        ]
     }
 }
 
@@ -76,7 +118,8 @@ impl Db {
             DatabaseTarget::Postgres(url) => {
                 let options = PgConnectOptions::from_str(url.as_str())
                     .map_err(|source| StoreError::Connect { target: redacted(url), source })?
-                    .application_name("lessor");
+                    .application_name("lessor")
+                    .options(settings.timeouts.postgres_options());
                 let pool = PgPoolOptions::new()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(settings.acquire_timeout)
@@ -107,7 +150,7 @@ impl Db {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10));
+                    .busy_timeout(settings.timeouts.busy);
                 // SQLite admits one writer at a time; a small pool keeps lock waits short.
                 let pool = SqlitePoolOptions::new()
                     .max_connections(settings.max_connections.min(4))
@@ -122,6 +165,24 @@ impl Db {
         }
     }
 
+    /// Applies every pending migration with the migration timeout in place of the statement
+    /// and lock timeouts (a migration may rewrite a large table, or wait for another replica's
+    /// migration lock). The connection used is closed afterwards, not returned to the pool.
+    pub async fn migrate_within(&self, timeout: Option<Duration>) -> Result<(), StoreError> {
+        match self {
+            Self::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                conn.close_on_drop();
+                let ms = timeout.map_or(0, |d| d.as_millis().max(1));
+                sqlx::query(&format!("SET statement_timeout = {ms}")).execute(&mut *conn).await?;
+                sqlx::query(&format!("SET lock_timeout = {ms}")).execute(&mut *conn).await?;
+                POSTGRES_MIGRATIONS.run(&mut *conn).await?;
+            }
+            Self::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
     pub fn engine(&self) -> Engine {
         match self {
             Self::Postgres(_) => Engine::Postgres,
@@ -129,13 +190,9 @@ impl Db {
         }
     }
 
-    /// Applies every pending migration of this engine's dialect.
+    /// Applies every pending migration of this engine's dialect, without a time limit.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match self {
-            Self::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
-            Self::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
-        }
-        Ok(())
+        self.migrate_within(None).await
     }
 
     /// A round trip to the database, for readiness checks.

@@ -11,8 +11,8 @@ mod target;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use db::PoolSettings;
 pub use db::{Db, Engine, StoreError};
+pub use db::{PoolSettings, Timeouts};
 pub use redis_conn::RedisConn;
 pub use target::{DatabaseTarget, SQLITE_FILE, TargetError};
 
