@@ -25,3 +25,4 @@ mod plugin_attacks;
 mod plugin_build;
 mod plugins;
 mod refund_webhooks;
+mod stream_owner;
