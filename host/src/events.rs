@@ -35,4 +35,25 @@ impl EventPipes {
         };
         Ok(Self { wake: Arc::new(Notify::new()), sink, bus })
     }
+
+    /// Refuses to start on a Redis namespace whose stream belongs to another database (see
+    /// services/events/README.md, "Database identity and restores"). A Redis that cannot be
+    /// reached now is not fatal: the relay checks again on its first pass.
+    pub async fn check_owner(&self, db: &Db) -> anyhow::Result<()> {
+        let relay = lessor_events::Relay::new(
+            db.clone(),
+            self.sink.clone(),
+            lessor_events::RelayConfig::new(lessor_events::PAYMENTS),
+        );
+        match relay.check_owner().await {
+            Ok(()) => Ok(()),
+            Err(e @ lessor_events::RelayError::Sink(lessor_events::SinkError::OwnedByAnother { .. })) => {
+                Err(anyhow::anyhow!(e))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check who owns the event stream; the relay checks again");
+                Ok(())
+            }
+        }
+    }
 }

@@ -190,6 +190,7 @@ impl Application {
             tracing::warn!(error = %e, "could not load the installed payment providers; retrying in the background");
         }
         let events = EventPipes::new(&config, &db)?;
+        events.check_owner(&db).await?;
         let payments = payment_service(&config, &db, &providers, &events);
         let idempotency = Arc::new(IdempotencyStore::new(db.clone(), IdempotencyConfig::default()));
         let chain = ChainView { enabled: config.chain.enabled(), store: lessor_chain::ChainStore::new(db.clone()) };

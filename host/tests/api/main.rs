@@ -26,4 +26,5 @@ mod plugin_attacks;
 mod plugin_build;
 mod plugins;
 mod refund_webhooks;
+mod stream_owner;
 mod supervision;

@@ -27,6 +27,7 @@
 pub mod bus;
 pub mod event;
 pub mod handled;
+pub mod identity;
 pub mod in_process;
 pub mod outbox;
 pub mod redis_stream;
@@ -39,6 +40,7 @@ pub use bus::{
 };
 pub use event::{Event, EventData, PaymentCompleted, PaymentFailed, PaymentRefunded, SCHEMA};
 pub use handled::{mark_handled, prune_handled};
+pub use identity::database_id;
 pub use in_process::{InProcessBus, InProcessSink};
 pub use outbox::{EventConn, Outbox, OutboxEntry, OutboxError, OutboxStats, PAYMENTS, enqueue};
 pub use redis_stream::{RedisStreamBus, RedisStreamSink};

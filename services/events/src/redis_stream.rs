@@ -148,6 +148,37 @@ impl EventSink for RedisStreamSink {
         Ok(Some(reply.ids.first().and_then(|e| seq_of(&e.id)).unwrap_or(0)))
     }
 
+    async fn claim(&self, stream: &str, database_id: &str) -> Result<bool, SinkError> {
+        let mut conn = self.conn().await?;
+        let key = format!("{}:owner", self.key(stream));
+        // `SET … NX GET`: sets the owner if none, answers the owner there was (Redis ≥ 7).
+        let owner: Option<String> =
+            redis::cmd("SET").arg(&key).arg(database_id).arg("NX").arg("GET").query_async(&mut conn).await?;
+        match owner {
+            Some(owner) if owner != database_id => Err(SinkError::OwnedByAnother {
+                namespace: self.namespace.clone(),
+                key: self.key(stream),
+                owner,
+                ours: database_id.to_owned(),
+            }),
+            Some(_) => Ok(true),
+            None => Ok(false),
+        }
+    }
+
+    async fn tail(&self, stream: &str, after: i64, count: u32) -> Result<Vec<(i64, String)>, SinkError> {
+        let mut conn = self.conn().await?;
+        let reply: StreamRangeReply = redis::cmd("XRANGE")
+            .arg(self.key(stream))
+            .arg(format!("({after}-0"))
+            .arg("+")
+            .arg("COUNT")
+            .arg(count.max(1))
+            .query_async(&mut conn)
+            .await?;
+        Ok(reply.ids.iter().filter_map(|e| Some((seq_of(&e.id)?, e.get::<String>(EVENT_FIELD)?))).collect())
+    }
+
     async fn publish(&self, stream: &str, entries: &[OutboxEntry]) -> Published {
         let mut published = Published::default();
         let mut conn = match self.conn().await {

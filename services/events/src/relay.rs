@@ -55,6 +55,20 @@ pub trait EventSink: Send + Sync {
 
     /// Called after the relay recorded a publication (the in-process bus wakes its consumers).
     fn published(&self, _stream: &str) {}
+
+    /// Records `database_id` as the owner of `stream` in the sink, or fails with
+    /// [`SinkError::OwnedByAnother`] when another database owns it. A sink that keeps no copy
+    /// belongs to its database anyway. `true` when the sink already named this database as
+    /// the owner (so entries beyond the database's sequences are its own: a restore).
+    async fn claim(&self, _stream: &str, _database_id: &str) -> Result<bool, SinkError> {
+        Ok(false)
+    }
+
+    /// Up to `count` entries of `stream` whose sequence is above `after`, oldest first, as
+    /// (sequence, payload). Used after a restore to find the events the database lost.
+    async fn tail(&self, _stream: &str, _after: i64, _count: u32) -> Result<Vec<(i64, String)>, SinkError> {
+        Ok(Vec::new())
+    }
 }
 
 /// What [`EventSink::publish`] did with a batch.
@@ -83,6 +97,12 @@ pub enum SinkError {
     BadEntry { seq: i64 },
     #[error("the stream holds another event under sequence {seq} than outbox event {event_id}")]
     Conflict { seq: i64, event_id: uuid::Uuid },
+    #[error(
+        "the Redis namespace {namespace:?} (LESSOR_REDIS_NAMESPACE; stream key {key}) belongs to database \
+         {owner}, not to this database {ours}: give this database a namespace of its own, or see \
+         services/events/README.md (\"Database identity and restores\")"
+    )]
+    OwnedByAnother { namespace: String, key: String, owner: String, ours: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +176,11 @@ pub struct Relay {
     config: RelayConfig,
     /// When this relay last took or renewed the lease, while it holds it.
     renewed: std::sync::Mutex<Option<Instant>>,
+    /// Whether the sink's stream was found to belong to this database.
+    owner_checked: std::sync::atomic::AtomicBool,
+    /// Whether the sink named this database as the owner before this relay claimed it: only
+    /// then is a stream ahead of the database adopted (otherwise the entries may be foreign).
+    owned_before: std::sync::atomic::AtomicBool,
 }
 
 impl Relay {
@@ -163,7 +188,14 @@ impl Relay {
     /// If the stream name is not a valid one (a programming error).
     pub fn new(db: Db, sink: Arc<dyn EventSink>, config: RelayConfig) -> Self {
         assert!(valid_stream(&config.stream), "invalid stream name {:?}", config.stream);
-        Self { db, sink, config, renewed: std::sync::Mutex::new(None) }
+        Self {
+            db,
+            sink,
+            config,
+            renewed: std::sync::Mutex::new(None),
+            owner_checked: Default::default(),
+            owned_before: Default::default(),
+        }
     }
 
     pub fn config(&self) -> &RelayConfig {
@@ -178,7 +210,9 @@ impl Relay {
             return Ok(pass);
         }
         pass.leader = true;
-        pass.replayed = self.recover_lost().await?;
+        self.check_owner().await?;
+        let (replayed, offset) = self.recover_lost().await?;
+        pass.replayed = replayed;
         pass.sequenced = self.assign_sequences().await?;
         if !self.sink.keeps_copies() && pass.sequenced > 0 {
             // Sequenced and published in one update (see `assign_sequences`).
@@ -187,7 +221,10 @@ impl Relay {
         }
         let entries = self.unpublished(self.config.batch).await?;
         if !entries.is_empty() {
-            let result = self.sink.publish(&self.config.stream, &entries).await;
+            // The stream's entry ids are the sequences shifted by the restore epoch's offset.
+            let shifted: Vec<OutboxEntry> =
+                entries.iter().cloned().map(|e| OutboxEntry { seq: e.seq.map(|s| s + offset), ..e }).collect();
+            let result = self.sink.publish(&self.config.stream, &shifted).await;
             let done = result.count().min(entries.len());
             if let Some(last) = done.checked_sub(1).and_then(|i| entries[i].seq) {
                 self.mark_published(last).await?;
@@ -268,6 +305,20 @@ impl Relay {
         let held = self.acquire_lease().await?;
         *self.renewed.lock().unwrap_or_else(|e| e.into_inner()) = held.then_some(asked);
         Ok(held)
+    }
+
+    /// Records this database as the owner of the stream in the sink (once per relay), or
+    /// fails naming both databases when the sink's namespace belongs to another one.
+    pub async fn check_owner(&self) -> Result<(), RelayError> {
+        use std::sync::atomic::Ordering;
+        if self.owner_checked.load(Ordering::Relaxed) || !self.sink.keeps_copies() {
+            return Ok(());
+        }
+        let id = crate::identity::database_id(&self.db).await?;
+        let before = self.sink.claim(&self.config.stream, &id).await?;
+        self.owned_before.store(before, Ordering::Relaxed);
+        self.owner_checked.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Takes or renews the stream's relay lease. `true` when this relay holds it.
@@ -366,12 +417,79 @@ impl Relay {
             .map(|r| r.rows_affected()))?)
     }
 
-    /// Compares what the sink holds with what the database says was published, and marks
-    /// the missing tail unpublished again.
-    async fn recover_lost(&self) -> Result<u64, RelayError> {
+    /// Compares what the sink holds with what the database says was published: a stream
+    /// ahead of the database (a restore) is adopted, a stream behind it (lost entries) gets
+    /// the missing tail marked unpublished again. Returns the rows to replay and the offset
+    /// of the stream's entry ids.
+    async fn recover_lost(&self) -> Result<(u64, i64), RelayError> {
         if !self.sink.keeps_copies() {
-            return Ok(0);
+            return Ok((0, 0));
         }
+        let stream = self.config.stream.as_str();
+        let sql = "SELECT last_seq, id_offset FROM event_streams WHERE stream = $1";
+        let row: Option<(i64, i64)> =
+            on_db!(&self.db, pool => sqlx::query_as(sql).bind(stream).fetch_optional(pool).await)?;
+        let (last_seq, mut offset) = row.unwrap_or((0, 0));
+        let Some(raw_top) = self.sink.top_seq(stream).await? else { return Ok((0, offset)) };
+        if raw_top > last_seq + offset && self.owned_before.load(std::sync::atomic::Ordering::Relaxed) {
+            offset = self.adopt(raw_top, last_seq, offset).await?;
+        }
+        Ok((self.replay_lost(raw_top - offset).await?, offset))
+    }
+
+    /// The stream holds entries above every sequence this database handed out: it was
+    /// restored from an older backup (the owner check proved it is the same database). The
+    /// rows sequenced before the backup are in the stream (entries go in sequence order);
+    /// the rows written but not sequenced then may be in the tail too (published after the
+    /// backup) and get the next sequences, marked published; then the offset is raised so
+    /// the next sequence's entry id follows the stream's top. Returns the new offset.
+    async fn adopt(&self, raw_top: i64, last_seq: i64, offset: i64) -> Result<i64, RelayError> {
+        let stream = self.config.stream.as_str();
+        let tail = self.sink.tail(stream, last_seq + offset, self.config.replay_limit).await?;
+        let tail_ids: Vec<uuid::Uuid> = tail
+            .iter()
+            .filter_map(|(_, payload)| serde_json::from_str::<serde_json::Value>(payload).ok())
+            .filter_map(|event| event.get("id")?.as_str()?.parse().ok())
+            .collect();
+        let lock = "UPDATE event_streams SET last_seq = last_seq WHERE stream = $1 RETURNING last_seq";
+        let sequenced = "UPDATE event_outbox SET published_at = $3, last_error = NULL \
+                         WHERE stream = $1 AND seq IS NOT NULL AND seq <= $2 AND published_at IS NULL";
+        let known = "UPDATE event_outbox SET seq = $3, published_at = $4 \
+                     WHERE stream = $1 AND event_id = $2 AND seq IS NULL";
+        let epoch = "UPDATE event_streams SET last_seq = $2, id_offset = $3 WHERE stream = $1";
+        let now = now_ms();
+        let (last, adopted) = on_db!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            let mut last: i64 = sqlx::query_scalar(lock).bind(stream).fetch_one(&mut *tx).await?;
+            sqlx::query(sequenced).bind(stream).bind(last).bind(now).execute(&mut *tx).await?;
+            let mut adopted = 0u64;
+            for id in &tail_ids {
+                let n = sqlx::query(known).bind(stream).bind(*id).bind(last + 1).bind(now)
+                    .execute(&mut *tx).await?.rows_affected();
+                last += n as i64;
+                adopted += n;
+            }
+            sqlx::query(epoch).bind(stream).bind(last).bind(raw_top - last).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>((last, adopted))
+        })?;
+        let new_offset = raw_top - last;
+        tracing::warn!(
+            stream,
+            sink_top = raw_top,
+            database_last_seq = last_seq,
+            old_offset = offset,
+            new_offset,
+            lost_by_the_restore = tail.len() as u64 - adopted,
+            adopted,
+            "the event stream is ahead of the database (restored from a backup?); \
+             continuing after the stream's top"
+        );
+        Ok(new_offset)
+    }
+
+    /// Marks the rows the sink lost (above `top`, in sequences) unpublished again.
+    async fn replay_lost(&self, top: i64) -> Result<u64, RelayError> {
         let stream = self.config.stream.as_str();
         // The database first: anything marked published was appended before it was marked,
         // so a top read afterwards can only be lower if the sink lost it.
@@ -379,7 +497,6 @@ impl Relay {
         let published: Option<i64> =
             on_db!(&self.db, pool => sqlx::query_scalar(sql).bind(stream).fetch_one(pool).await)?;
         let Some(published) = published else { return Ok(0) };
-        let Some(top) = self.sink.top_seq(stream).await? else { return Ok(0) };
         if top >= published {
             return Ok(0);
         }

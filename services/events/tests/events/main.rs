@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod identity;
 mod in_process;
 mod outage;
 mod outbox;
