@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use lessor_store::Db;
 use lessor_store::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use lessor_store::redis::streams::{StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadReply};
+use lessor_store::redis::streams::{
+    StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamPendingReply, StreamRangeReply, StreamReadReply,
+};
 use lessor_store::redis::{self, RedisError, Value};
 use tokio::sync::OnceCell;
 use url::Url;
@@ -25,7 +27,8 @@ use crate::bus::{BusError, EventBus, EventConsumer, EventHandler, Round, StartFr
 use crate::outbox::OutboxEntry;
 use crate::relay::{EventSink, Published, SinkError};
 
-/// Entries kept per stream by default (`MAXLEN ~`): far above any consumer's backlog.
+/// Entries kept per stream by default, beyond those a consumer group still needs (see
+/// [`RedisStreamSink`]).
 pub const DEFAULT_MAXLEN: usize = 100_000;
 /// The field of a stream entry that holds the event.
 pub const EVENT_FIELD: &str = "event";
@@ -57,17 +60,22 @@ pub(crate) fn manager_config(response_timeout: Duration) -> ConnectionManagerCon
         .set_max_delay(500)
 }
 
-/// Appends relay batches to the stream with `XADD <key> MAXLEN ~ <n> <seq>-0 event <json>`.
+/// Appends relay batches to the stream with `XADD <key> <seq>-0 event <json>`, and trims it by
+/// the slowest consumer group: the stream keeps its newest `maxlen` entries, and beyond them
+/// every entry some group has not acknowledged (pending) or not yet read. So a group far behind
+/// loses nothing to trimming; the stream grows while it lags and shrinks once it catches up.
 ///
 /// Trimming keeps the stream's last id, so a re-sent entry is refused even when old entries
-/// were trimmed away. Keep `maxlen` above the largest backlog a consumer group may have:
-/// entries trimmed before a group read them are gone for that group (the outbox still has them).
+/// were trimmed away. It runs after a publication once a tenth of `maxlen` entries were added
+/// since the last trim (a few round trips: the top, the groups, each lagging group's oldest
+/// pending entry).
 #[derive(Clone)]
 pub struct RedisStreamSink {
     client: redis::Client,
     namespace: String,
     maxlen: usize,
     conn: std::sync::Arc<OnceCell<ConnectionManager>>,
+    added_since_trim: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for RedisStreamSink {
@@ -84,6 +92,7 @@ impl RedisStreamSink {
             namespace: namespace.to_owned(),
             maxlen: DEFAULT_MAXLEN,
             conn: Default::default(),
+            added_since_trim: Default::default(),
         })
     }
 
@@ -100,6 +109,36 @@ impl RedisStreamSink {
         let config = manager_config(Duration::from_secs(2));
         let conn = self.conn.get_or_try_init(|| self.client.get_connection_manager_with_config(config)).await?;
         Ok(conn.clone())
+    }
+
+    /// Trims the stream below the oldest entry any group still needs, keeping at least the
+    /// newest `maxlen`: `XTRIM <key> MINID <floor>` (exact, so a test sees what it asked for).
+    async fn trim(&self, conn: &mut ConnectionManager, key: &str) -> Result<(), RedisError> {
+        let top: StreamRangeReply =
+            redis::cmd("XREVRANGE").arg(key).arg("+").arg("-").arg("COUNT").arg(1).query_async(conn).await?;
+        let Some(top) = top.ids.first().and_then(|e| seq_of(&e.id)) else { return Ok(()) };
+        let mut floor = top - i64::try_from(self.maxlen).unwrap_or(i64::MAX) + 1;
+        if floor <= 1 {
+            return Ok(());
+        }
+        let groups: StreamInfoGroupsReply = redis::cmd("XINFO").arg("GROUPS").arg(key).query_async(conn).await?;
+        for group in groups.groups {
+            // Everything above the group's last delivered entry is unread; of what was
+            // delivered, the oldest pending entry is the first it has not acknowledged.
+            let mut needed = seq_of(&group.last_delivered_id).map_or(1, |s| s + 1);
+            if group.pending > 0 {
+                let pending: StreamPendingReply =
+                    redis::cmd("XPENDING").arg(key).arg(&group.name).query_async(conn).await?;
+                if let StreamPendingReply::Data(data) = pending {
+                    needed = needed.min(seq_of(&data.start_id).unwrap_or(1));
+                }
+            }
+            floor = floor.min(needed);
+        }
+        if floor > 1 {
+            let _: i64 = redis::cmd("XTRIM").arg(key).arg("MINID").arg(format!("{floor}-0")).query_async(conn).await?;
+        }
+        Ok(())
     }
 
     /// After a refused `XADD`: the stream must hold this very event under that id, or have
@@ -196,9 +235,6 @@ impl EventSink for RedisStreamSink {
             };
             let added: Result<String, RedisError> = redis::cmd("XADD")
                 .arg(&key)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(self.maxlen)
                 .arg(format!("{seq}-0"))
                 .arg(EVENT_FIELD)
                 .arg(&entry.payload)
@@ -218,6 +254,15 @@ impl EventSink for RedisStreamSink {
                     published.error = Some(e);
                     break;
                 }
+            }
+        }
+        use std::sync::atomic::Ordering;
+        let added = self.added_since_trim.fetch_add(published.appended, Ordering::Relaxed) + published.appended;
+        if published.appended > 0 && added >= (self.maxlen / 10).max(1) {
+            self.added_since_trim.store(0, Ordering::Relaxed);
+            // What trimming fails to remove now, the next trim does; the publication stands.
+            if let Err(e) = self.trim(&mut conn, &key).await {
+                tracing::warn!(stream = %key, error = %e, "could not trim the event stream");
             }
         }
         published

@@ -168,7 +168,70 @@ async fn what_redis_lost_is_published_again(engine: Engine) {
     let _: () = redis::cmd("DEL").arg(&key).query_async(&mut admin).await.unwrap();
 }
 
+/// A consumer group far behind while the stream is trimmed: nothing it has not read, or read
+/// and not acknowledged, is trimmed away; once it acknowledges, the stream shrinks back to
+/// `maxlen` (issue 12, item 5).
+async fn a_group_far_behind_loses_nothing_to_trimming(engine: Engine) {
+    // Arrange: a stream kept to 5 entries, and a group that reads nothing yet.
+    let t = TestDb::new(engine).await;
+    let (sink, _ns) = redis_sink(&redis_url());
+    let key = sink.key(PAYMENTS);
+    let sink = sink.with_maxlen(5);
+    let relay = redis_relay(&t.db, &sink);
+    let mut admin = redis_admin(&redis_url()).await;
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&key)
+        .arg("slow")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let len = |admin: &mut lessor_store::redis::aio::ConnectionManager| {
+        let mut admin = admin.clone();
+        let key = key.clone();
+        async move { redis::cmd("XLEN").arg(&key).query_async::<i64>(&mut admin).await.unwrap() }
+    };
+
+    // Act 1: 100 events published and trimmed after every batch, none read.
+    let first = write_events(&t.outbox(), 100).await;
+    drain(&relay).await;
+    assert_eq!(len(&mut admin).await, 100, "unread entries are kept");
+
+    // Act 2: the group reads them all without acknowledging, and 20 more arrive.
+    let read: lessor_store::redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("slow")
+        .arg("c1")
+        .arg("COUNT")
+        .arg(1_000)
+        .arg("STREAMS")
+        .arg(&key)
+        .arg(">")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let delivered: Vec<String> = read.keys.iter().flat_map(|k| k.ids.iter().map(|e| e.id.clone())).collect();
+    assert_eq!(delivered.len(), first.len());
+    write_events(&t.outbox(), 20).await;
+    drain(&relay).await;
+    assert_eq!(len(&mut admin).await, 120, "pending entries are kept");
+
+    // Act 3: the group acknowledges what it read; 10 more arrive.
+    let _: i64 = redis::cmd("XACK").arg(&key).arg("slow").arg(&delivered).query_async(&mut admin).await.unwrap();
+    write_events(&t.outbox(), 10).await;
+    drain(&relay).await;
+
+    // Assert: the 30 the group has not read are kept (ids 101-130), nothing older.
+    let entries = stream_entries(&mut admin, &key).await;
+    assert_eq!(entries.len(), 30);
+    assert_eq!(entries.first().map(|(id, _)| id.as_str()), Some("101-0"));
+    let _: () = redis::cmd("DEL").arg(&key).query_async(&mut admin).await.unwrap();
+}
+
 on_each_engine!(
+    a_group_far_behind_loses_nothing_to_trimming,
     publishes_in_order_with_the_sequence_as_entry_id,
     a_resend_after_a_crash_between_xadd_and_commit_is_refused,
     two_relays_at_once_publish_every_event_once,
