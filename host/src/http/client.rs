@@ -9,8 +9,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap};
 
 use super::AppState;
 use super::error::ApiError;
@@ -23,13 +23,17 @@ impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip())
-            .ok_or_else(|| ApiError::Internal("the server was started without peer addresses".into()))?;
-        Ok(Self(state.trusted_proxies.client_addr(peer, &parts.headers)))
+        client_ip(&parts.extensions, &parts.headers, &state.trusted_proxies)
+            .map(Self)
+            .ok_or_else(|| ApiError::Internal("the server was started without peer addresses".into()))
     }
+}
+
+/// The client's address for a request's extensions and headers (what [`ClientAddr`] extracts,
+/// for middleware that sees the whole request); `None` without a socket peer.
+pub fn client_ip(extensions: &Extensions, headers: &HeaderMap, proxies: &TrustedProxies) -> Option<IpAddr> {
+    let ConnectInfo(peer) = extensions.get::<ConnectInfo<SocketAddr>>()?;
+    Some(proxies.client_addr(peer.ip(), headers))
 }
 
 /// One address or CIDR block, e.g. `10.0.0.7`, `10.0.0.0/8`, `fd00::/8`.

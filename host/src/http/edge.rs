@@ -1,7 +1,7 @@
 //! What every request passes before a handler: the response headers every answer carries,
 //! the request and body deadlines, and the rate limits per token and per client address.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -131,13 +131,6 @@ fn token_key(token: &str) -> String {
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The client's address, when the request came through a socket: the peer, or the address a
-/// trusted proxy forwarded for (see [`super::client::TrustedProxies`]).
-pub fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| a.ip())?;
-    Some(state.trusted_proxies.client_addr(peer, req.headers()))
-}
-
 /// Limits `/api/` and `/auth/` per client address and per bearer token (webhooks count per
 /// provider and address in their handler; probes and metrics are not limited).
 pub async fn rate_limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -146,7 +139,7 @@ pub async fn rate_limits(State(state): State<AppState>, req: Request, next: Next
         return next.run(req).await;
     }
     let edge = &state.edge;
-    if let Some(ip) = client_ip(&state, &req)
+    if let Some(ip) = super::client::client_ip(req.extensions(), req.headers(), &state.trusted_proxies)
         && let Verdict::Limited { retry_after } =
             edge.limiter.hit("address", &client_key(ip), edge.limits.per_address).await
     {
