@@ -139,18 +139,19 @@ pub async fn rate_limits(State(state): State<AppState>, req: Request, next: Next
         return next.run(req).await;
     }
     let edge = &state.edge;
-    if let Some(ip) = super::client::client_ip(req.extensions(), req.headers(), &state.trusted_proxies)
-        && let Verdict::Limited { retry_after } =
-            edge.limiter.hit("address", &client_key(ip), edge.limits.per_address).await
-    {
-        state.metrics.rate_limited("address");
-        return ApiError::TooManyRequests { retry_after }.into_response();
+    // The address first, then the token, counted in one round trip; a request the address
+    // limit refuses is not counted against the token.
+    let address = super::client::client_ip(req.extensions(), req.headers(), &state.trusted_proxies).map(client_key);
+    let token = bearer(&req).map(token_key);
+    let mut hits = Vec::with_capacity(2);
+    if let Some(address) = &address {
+        hits.push(("address", address.as_str(), edge.limits.per_address));
     }
-    if let Some(token) = bearer(&req)
-        && let Verdict::Limited { retry_after } =
-            edge.limiter.hit("token", &token_key(token), edge.limits.per_token).await
-    {
-        state.metrics.rate_limited("token");
+    if let Some(token) = &token {
+        hits.push(("token", token.as_str(), edge.limits.per_token));
+    }
+    if let Some((index, Verdict::Limited { retry_after })) = edge.limiter.hit_each(&hits).await {
+        state.metrics.rate_limited(hits[index].0);
         return ApiError::TooManyRequests { retry_after }.into_response();
     }
     next.run(req).await

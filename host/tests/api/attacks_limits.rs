@@ -39,7 +39,11 @@ async fn metrics(app: &TestApp) -> String {
     app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap()
 }
 
-on_each_backend!(api_requests_are_limited_per_token, api_requests_are_limited_per_address);
+on_each_backend!(
+    api_requests_are_limited_per_token,
+    api_requests_are_limited_per_address,
+    limits_count_in_order_and_a_refusal_counts_no_further
+);
 
 async fn api_requests_are_limited_per_token(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| {
@@ -89,6 +93,36 @@ async fn api_requests_are_limited_per_address(backend: Backend) {
     assert_limited(app.client.get(app.url("/api/v1/me")).send().await.unwrap()).await;
     // Probes are not limited.
     assert_eq!(app.client.get(app.url("/health")).send().await.unwrap().status(), 200);
+}
+
+/// The address is counted first, then the token (one Redis round trip for both): a request the
+/// token limit refuses still counted against the address, one the address limit refuses is not
+/// counted against the token.
+async fn limits_count_in_order_and_a_refusal_counts_no_further(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.rate_limits.per_token = 3;
+        c.rate_limits.per_address = 5;
+    })
+    .await;
+    fresh_window().await;
+    let token = app.token_for(Role::Customer).await; // the login: address 1
+    for i in 0..3 {
+        assert_eq!(app.get_authed("/api/v1/me", &token).await.status(), 200, "request {i}"); // address 2..4, token 1..3
+    }
+    assert_limited(app.get_authed("/api/v1/me", &token).await).await; // address 5, token 4: the token's limit
+    assert_limited(app.get_authed("/api/v1/me", &token).await).await; // address 6: the address's limit
+    let text = metrics(&app).await;
+    assert_eq!(counter(&text, "lessor_http_rate_limited_total", &[r#"scope="token""#]), 1, "{text}");
+    assert_eq!(counter(&text, "lessor_http_rate_limited_total", &[r#"scope="address""#]), 1, "{text}");
+    if let Some(redis) = &app.state.redis {
+        let mut conn = redis.conn().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg(redis.key("rate:token:*")).query_async(&mut conn).await.unwrap();
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        let count: u32 = redis::cmd("GET").arg(&keys[0]).query_async(&mut conn).await.unwrap();
+        assert_eq!(count, 4, "the request the address limit refused was not counted against the token");
+        let ttl: i64 = redis::cmd("TTL").arg(&keys[0]).query_async(&mut conn).await.unwrap();
+        assert!((1..=61).contains(&ttl), "the counter expires with its window: TTL {ttl}");
+    }
 }
 
 fn stripe_headers(signature: &str) -> Vec<(String, String)> {
