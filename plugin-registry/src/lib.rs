@@ -40,8 +40,8 @@ pub use origin::{Origin, OriginError, OriginPattern, Scheme};
 pub use package::{MAX_COMPONENT_BYTES, Package, PackageError, write_signature};
 pub use publisher::PublisherKey;
 pub use records::{Activation, ActivePlugin, ActiveSet, NewPlugin, PluginRecord, Removal, Revision, StoredParts};
-pub use registry::{Admission, Installed, Registry};
-pub use repo::{InsertMode, PluginRepository, RepoError, SqlPlugins};
+pub use registry::{Admission, GrantsChanged, Installed, Registry};
+pub use repo::{GrantChange, InsertMode, Inserted, PluginRepository, RepoError, SqlPlugins};
 pub use signature::{
     KeyError, KeyId, PackageSignature, SignatureFileError, SignaturePolicy, SignatureRefusal, TrustedKey,
 };

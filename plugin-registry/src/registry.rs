@@ -22,7 +22,7 @@ use crate::names::{PluginRef, ProviderId, Version};
 use crate::origin::OriginPattern;
 use crate::package::Package;
 use crate::records::{Activation, ActiveSet, NewPlugin, PluginRecord, Removal, Revision};
-use crate::repo::{InsertMode, PluginRepository, RepoError, SqlPlugins};
+use crate::repo::{GrantChange, InsertMode, Inserted, PluginRepository, RepoError, SqlPlugins};
 use crate::signature::{KeyId, SignaturePolicy};
 use crate::store::{PackageStore, PackageStoreError};
 
@@ -52,6 +52,16 @@ pub struct Installed {
     pub revision: Revision,
     /// The version that was active before an upgrade.
     pub replaced: Option<Version>,
+    /// On an upgrade, the replaced version's record as it was (to show what changed).
+    pub previous: Option<PluginRecord>,
+}
+
+/// What [`Registry::grant`] and [`Registry::revoke`] changed: every version of the provider
+/// with its grants now.
+#[derive(Debug, Clone)]
+pub struct GrantsChanged {
+    pub versions: Vec<PluginRecord>,
+    pub revision: Revision,
 }
 
 impl Registry {
@@ -101,7 +111,9 @@ impl Registry {
     }
 
     /// Installs a new version of an installed provider and makes it active. Grants are those of
-    /// the new manifest plus `extra_grants`: earlier extras are not carried over.
+    /// the new manifest plus `extra_grants` plus the operator's grants of the version it
+    /// replaces (those its manifest did not request): an upgrade never drops what the operator
+    /// granted.
     pub async fn upgrade(
         &self,
         package: &Package,
@@ -187,7 +199,7 @@ impl Registry {
         let was_stored = self.store.contains(&new.digest);
         self.store.put(package)?;
         let inserted = self.repo.insert(&new, package.component(), mode).await;
-        let (record, revision) = match inserted {
+        let Inserted { record, revision, previous } = match inserted {
             Ok(done) => done,
             Err(e) => {
                 if !was_stored && let Err(cleanup) = self.store.remove(&new.digest) {
@@ -203,7 +215,41 @@ impl Registry {
             plugin, provider = %record.provider, digest = %record.digest, active = record.active,
             revision = revision.get(), upgrade = (mode == InsertMode::Upgrade), "plugin installed"
         );
-        Ok(Installed { record, revision, replaced })
+        Ok(Installed { record, revision, replaced, previous })
+    }
+
+    /// Grants `origin` to every installed version of `provider`, live: hosts reload the
+    /// provider with it at their next registry check. `None` when every version had it already.
+    pub async fn grant(
+        &self,
+        provider: &ProviderId,
+        origin: &OriginPattern,
+    ) -> Result<Option<GrantsChanged>, RegistryError> {
+        self.change_grant(provider, origin, GrantChange::Grant).await
+    }
+
+    /// Takes `origin` (whatever its `+private`) away from every installed version of
+    /// `provider`, live: the provider's next request there is refused (`egress-denied`).
+    /// `None` when no version had it.
+    pub async fn revoke(
+        &self,
+        provider: &ProviderId,
+        origin: &OriginPattern,
+    ) -> Result<Option<GrantsChanged>, RegistryError> {
+        self.change_grant(provider, origin, GrantChange::Revoke).await
+    }
+
+    async fn change_grant(
+        &self,
+        provider: &ProviderId,
+        origin: &OriginPattern,
+        change: GrantChange,
+    ) -> Result<Option<GrantsChanged>, RegistryError> {
+        let changed = self.repo.change_grant(provider, origin, change).await?;
+        Ok(changed.map(|(versions, revision)| {
+            tracing::info!(%provider, %origin, ?change, revision = revision.get(), "plugin grants changed");
+            GrantsChanged { versions, revision }
+        }))
     }
 
     /// Every installed version, by provider, in installation order.

@@ -15,7 +15,24 @@ use async_trait::async_trait;
 
 use crate::digest::Digest;
 use crate::names::{ProviderId, Version};
+use crate::origin::OriginPattern;
 use crate::records::{Activation, NewPlugin, PluginRecord, Removal, Revision, StoredParts};
+
+/// What [`PluginRepository::insert`] recorded.
+#[derive(Debug)]
+pub struct Inserted {
+    pub record: PluginRecord,
+    pub revision: Revision,
+    /// On an upgrade, the version it replaced, as it was before.
+    pub previous: Option<PluginRecord>,
+}
+
+/// [`PluginRepository::change_grant`]: add an origin or take it away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantChange {
+    Grant,
+    Revoke,
+}
 
 /// How [`PluginRepository::insert`] treats the provider's other versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,13 +76,21 @@ pub trait PluginRepository: Send + Sync {
 
     /// Records a version (and its component bytes). A new provider starts enabled; a new
     /// version of a known provider inherits its enabled switch. Refuses a duplicate version;
-    /// in [`InsertMode::Upgrade`], refuses a provider that is not installed.
-    async fn insert(
+    /// in [`InsertMode::Upgrade`], refuses a provider that is not installed, and carries the
+    /// operator's grants of the version it replaces (the active one, else the newest) over to
+    /// the new one, read in the same transaction. Returns the record, the revision and, on an
+    /// upgrade, the replaced version's record as it was.
+    async fn insert(&self, new: &NewPlugin, component: &[u8], mode: InsertMode) -> Result<Inserted, RepoError>;
+
+    /// Grants `origin` to every installed version of `provider` (replacing a grant of the same
+    /// origin that differs only in `+private`), or revokes it from every version (whatever its
+    /// `+private`). `None` when no version changed (nothing bumped).
+    async fn change_grant(
         &self,
-        new: &NewPlugin,
-        component: &[u8],
-        mode: InsertMode,
-    ) -> Result<(PluginRecord, Revision), RepoError>;
+        provider: &ProviderId,
+        origin: &OriginPattern,
+        change: GrantChange,
+    ) -> Result<Option<(Vec<PluginRecord>, Revision)>, RepoError>;
 
     /// Sets the provider's switch; `None` when it already was so (nothing bumped).
     async fn set_enabled(&self, provider: &ProviderId, enabled: bool) -> Result<Option<Revision>, RepoError>;

@@ -5,9 +5,10 @@ use chrono::Utc;
 use lessor_store::{Db, on_db};
 
 use super::rows::{PLUGIN_COLUMNS, PluginRow, VersionState, corrupt};
-use super::{InsertMode, PluginRepository, RepoError};
+use super::{GrantChange, InsertMode, Inserted, PluginRepository, RepoError};
 use crate::digest::Digest;
 use crate::names::{ProviderId, Version};
+use crate::origin::OriginPattern;
 use crate::records::{Activation, NewPlugin, PluginRecord, Removal, Revision, StoredParts};
 
 pub struct SqlPlugins {
@@ -41,6 +42,36 @@ fn not_installed(provider: &ProviderId, version: Option<&Version>) -> RepoError 
     }
 }
 
+/// The new version's grants (its manifest's hosts and this command's extras) plus the
+/// operator's grants of the version it replaces: those its manifest did not request.
+fn with_carried_grants(new: &[OriginPattern], previous: Option<&PluginRecord>) -> Vec<OriginPattern> {
+    let mut grants = new.to_vec();
+    for carried in previous.into_iter().flat_map(PluginRecord::extra_grants) {
+        // An origin granted again by this command keeps this command's `+private`.
+        if !grants.iter().any(|g| same_origin(g, carried)) {
+            grants.push(carried.clone());
+        }
+    }
+    grants
+}
+
+/// Two grants of the same origin pattern, whatever their `+private`.
+fn same_origin(a: &OriginPattern, b: &OriginPattern) -> bool {
+    a.scheme == b.scheme && a.host == b.host && a.port == b.port
+}
+
+fn changed_grants(grants: &[OriginPattern], origin: &OriginPattern, change: GrantChange) -> Vec<OriginPattern> {
+    let mut out: Vec<OriginPattern> = grants.iter().filter(|g| !same_origin(g, origin)).cloned().collect();
+    if change == GrantChange::Grant {
+        // In place of the grant it replaces, or at the end.
+        match grants.iter().position(|g| same_origin(g, origin)) {
+            Some(at) => out.insert(at, origin.clone()),
+            None => out.push(origin.clone()),
+        }
+    }
+    out
+}
+
 fn records(rows: Vec<PluginRow>) -> Result<Vec<PluginRecord>, RepoError> {
     rows.into_iter().map(PluginRecord::try_from).collect()
 }
@@ -72,21 +103,20 @@ impl PluginRepository for SqlPlugins {
         records(rows)
     }
 
-    async fn insert(
-        &self,
-        new: &NewPlugin,
-        component: &[u8],
-        mode: InsertMode,
-    ) -> Result<(PluginRecord, Revision), RepoError> {
+    async fn insert(&self, new: &NewPlugin, component: &[u8], mode: InsertMode) -> Result<Inserted, RepoError> {
         let now = Utc::now();
-        let grants = serde_json::to_string(&new.grants).map_err(|e| corrupt("grants", e))?;
+        // The version an upgrade replaces: the active one, else the newest.
+        let previous_sql = format!(
+            "SELECT {PLUGIN_COLUMNS} FROM plugins WHERE provider = $1 \
+             ORDER BY active DESC, installed_revision DESC LIMIT 1"
+        );
         let insert = format!(
             "INSERT INTO plugins (provider, version, name, wit, digest, manifest_digest, manifest, signature, \
              signed_by, grants, enabled, active, installed_revision, activated_revision, installed_at, activated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING {PLUGIN_COLUMNS}"
         );
         let provider = new.provider.as_str();
-        let (row, revision) = on_db!(&self.db, pool => {
+        let inserted = on_db!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             let revision: i64 = sqlx::query_scalar(BUMP).fetch_one(&mut *tx).await?;
             let states: Vec<VersionState> = sqlx::query_as(STATES).bind(provider).fetch_all(&mut *tx).await?;
@@ -100,6 +130,16 @@ impl PluginRepository for SqlPlugins {
                 InsertMode::Upgrade => true,
             };
             let enabled = states.iter().all(|s| s.enabled);
+            let previous = match mode {
+                InsertMode::Install => None,
+                InsertMode::Upgrade => {
+                    let row: Option<PluginRow> =
+                        sqlx::query_as(&previous_sql).bind(provider).fetch_optional(&mut *tx).await?;
+                    row.map(PluginRecord::try_from).transpose()?
+                }
+            };
+            let grants = with_carried_grants(&new.grants, previous.as_ref());
+            let grants = serde_json::to_string(&grants).map_err(|e| corrupt("grants", e))?;
             if activate {
                 sqlx::query(DEACTIVATE).bind(provider).execute(&mut *tx).await?;
             }
@@ -125,9 +165,49 @@ impl PluginRepository for SqlPlugins {
                 .fetch_one(&mut *tx)
                 .await?;
             tx.commit().await?;
-            Ok::<_, RepoError>((row, revision))
+            Ok::<_, RepoError>((row, revision, previous))
         })?;
-        Ok((PluginRecord::try_from(row)?, Revision::new(revision)))
+        let (row, revision, previous) = inserted;
+        Ok(Inserted { record: PluginRecord::try_from(row)?, revision: Revision::new(revision), previous })
+    }
+
+    async fn change_grant(
+        &self,
+        provider: &ProviderId,
+        origin: &OriginPattern,
+        change: GrantChange,
+    ) -> Result<Option<(Vec<PluginRecord>, Revision)>, RepoError> {
+        let select = format!("SELECT {PLUGIN_COLUMNS} FROM plugins WHERE provider = $1 ORDER BY installed_revision");
+        let update = "UPDATE plugins SET grants = $3 WHERE provider = $1 AND version = $2";
+        on_db!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            let revision: i64 = sqlx::query_scalar(BUMP).fetch_one(&mut *tx).await?;
+            let rows: Vec<PluginRow> = sqlx::query_as(&select).bind(provider.as_str()).fetch_all(&mut *tx).await?;
+            if rows.is_empty() {
+                return Err(not_installed(provider, None));
+            }
+            let mut records = records(rows)?;
+            let mut changed = false;
+            for record in &mut records {
+                let grants = changed_grants(&record.grants, origin, change);
+                if grants != record.grants {
+                    let text = serde_json::to_string(&grants).map_err(|e| corrupt("grants", e))?;
+                    sqlx::query(update)
+                        .bind(provider.as_str())
+                        .bind(record.version.as_str())
+                        .bind(text)
+                        .execute(&mut *tx)
+                        .await?;
+                    record.grants = grants;
+                    changed = true;
+                }
+            }
+            if !changed {
+                return Ok(None);
+            }
+            tx.commit().await?;
+            Ok(Some((records, Revision::new(revision))))
+        })
     }
 
     async fn set_enabled(&self, provider: &ProviderId, enabled: bool) -> Result<Option<Revision>, RepoError> {

@@ -66,7 +66,10 @@ async fn full_life_cycle(engine: Engine) {
     let upgraded = registry.upgrade(&env.package("stripe", "1.1.0"), &[], &FakeChecker).await.unwrap();
     assert_eq!(upgraded.revision, Revision::new(5));
     assert_eq!(upgraded.replaced, Some(version("1.0.0")));
-    assert_eq!(upgraded.record.extra_grants().count(), 0, "extras are not carried over");
+    // The operator's grant of 1.0.0 (`http://127.0.0.1:*`) is carried over.
+    let grants: Vec<String> = upgraded.record.grants.iter().map(ToString::to_string).collect();
+    assert_eq!(grants, ["https://api.stripe.test:443", "http://127.0.0.1:*"]);
+    assert_eq!(upgraded.previous.as_ref().map(|r| r.label()).as_deref(), Some("stripe@1.0.0"));
     let versions: Vec<(String, bool)> =
         registry.inspect(&plugin("stripe")).await.unwrap().iter().map(|r| (r.version.to_string(), r.active)).collect();
     assert_eq!(versions, [("1.0.0".to_owned(), false), ("1.1.0".to_owned(), true)]);
@@ -163,7 +166,68 @@ async fn concurrent_first_installs_activate_exactly_one(engine: Engine) {
     assert_eq!(env.registry.active_plugins().await.unwrap().plugins.len(), 1);
 }
 
+/// Grants are the operator's: an upgrade keeps them (adding the new manifest's hosts), and
+/// `grant` / `revoke` change them on every version at once, bumping the revision so every
+/// replica reloads.
+async fn grants_survive_upgrades_and_change_live(engine: Engine) {
+    let env = TestEnv::new(engine).await;
+    let registry = &env.registry;
+    let stripe = provider("stripe");
+    let granted = |r: &lessor_plugin_registry::PluginRecord| -> Vec<String> {
+        r.grants.iter().map(ToString::to_string).collect()
+    };
+    registry
+        .install(&env.package("stripe", "1.0.0"), &[grant("http://mock.internal:12111+private")], &FakeChecker)
+        .await
+        .unwrap();
+    let upgraded =
+        registry.upgrade(&env.package("stripe", "2.0.0"), &[grant("https://new.test")], &FakeChecker).await.unwrap();
+    assert_eq!(
+        granted(&upgraded.record),
+        ["https://api.stripe.test:443", "https://new.test:443", "http://mock.internal:12111+private"]
+    );
+    let again = registry.upgrade(&env.package("stripe", "3.0.0"), &[], &FakeChecker).await.unwrap();
+    assert_eq!(
+        granted(&again.record),
+        ["https://api.stripe.test:443", "https://new.test:443", "http://mock.internal:12111+private"]
+    );
+    let before = registry.revision().await.unwrap();
+
+    // Grant: every version, one revision.
+    let changed = registry.grant(&stripe, &grant("https://eu.stripe.test")).await.unwrap().expect("a change");
+    assert_eq!(changed.revision, Revision::new(before.get() + 1));
+    assert_eq!(changed.versions.len(), 3);
+    assert!(changed.versions.iter().all(|r| granted(r).contains(&"https://eu.stripe.test:443".to_owned())));
+    assert!(registry.grant(&stripe, &grant("https://eu.stripe.test")).await.unwrap().is_none(), "granted already");
+    // Granting again with `+private` replaces the grant in place.
+    let private = registry.grant(&stripe, &grant("https://eu.stripe.test+private")).await.unwrap().unwrap();
+    let active = private.versions.iter().find(|r| r.active).unwrap();
+    assert!(granted(active).contains(&"https://eu.stripe.test:443+private".to_owned()), "{:?}", granted(active));
+    assert!(!granted(active).contains(&"https://eu.stripe.test:443".to_owned()));
+
+    // Revoke, whatever the `+private`: gone from every version, and from the active set hosts load.
+    let revoked = registry.revoke(&stripe, &grant("http://mock.internal:12111")).await.unwrap().unwrap();
+    assert!(revoked.versions.iter().all(|r| !granted(r).iter().any(|g| g.contains("mock.internal"))));
+    let set = registry.active_plugins().await.unwrap();
+    assert_eq!(set.revision, revoked.revision);
+    assert!(set.plugins[0].grants.iter().all(|g| g.host != "mock.internal"));
+    assert!(
+        registry.revoke(&stripe, &grant("http://mock.internal:12111")).await.unwrap().is_none(),
+        "nothing left to revoke"
+    );
+    // A rollback does not bring a revoked grant back.
+    registry.rollback(&stripe).await.unwrap();
+    let set = registry.active_plugins().await.unwrap();
+    assert_eq!(set.plugins[0].version, version("2.0.0"));
+    assert!(set.plugins[0].grants.iter().all(|g| g.host != "mock.internal"));
+    assert!(matches!(
+        registry.grant(&provider("paypal"), &grant("https://x.test")).await,
+        Err(RegistryError::NotInstalled { .. })
+    ));
+}
+
 on_both_engines!(
+    grants_survive_upgrades_and_change_live,
     full_life_cycle,
     a_disabled_provider_stays_disabled_across_upgrades,
     components_come_back_verified,
