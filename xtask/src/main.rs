@@ -4,6 +4,11 @@
 //! `plugin.toml`) for `wasm32-wasip2` in the plugins workspace, then lays out one installable
 //! package per plugin: `DIR/<name>/plugin.toml` and the component it names. `DIR` defaults to
 //! `target/plugins`. Tests, benches and CI all go through this command.
+//!
+//! `cargo xtask bench [--smoke]` runs every benchmark in release mode and prints one table of
+//! their figures, also written to `bench/results.json` (see `bench/mod.rs`).
+
+mod bench;
 
 use std::env;
 use std::ffi::OsString;
@@ -19,7 +24,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("plugins") => parse_out(&args[1..]).and_then(|out| build_plugins(&out)),
-        _ => Err("usage: cargo xtask plugins [--out DIR]".into()),
+        Some("bench") => bench::run(&args[1..]),
+        _ => Err("usage: cargo xtask plugins [--out DIR] | cargo xtask bench [--smoke]".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -32,6 +38,11 @@ fn main() -> ExitCode {
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives one level below the workspace root").to_owned()
+}
+
+/// `cargo`, the one running xtask when there is one.
+fn cargo() -> Command {
+    Command::new(env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")))
 }
 
 fn parse_out(args: &[String]) -> Result<PathBuf, Error> {
