@@ -4,6 +4,8 @@
 
 #[path = "plugins/build.rs"]
 mod build;
+#[path = "plugins/output.rs"]
+mod output;
 #[path = "plugins/peer.rs"]
 mod peer;
 

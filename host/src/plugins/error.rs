@@ -1,6 +1,7 @@
 //! What can go wrong loading a plugin or calling it.
 
 use super::limits::MemoryLimitExceeded;
+use super::output::OutputLimitExceeded;
 use super::types::ProviderError;
 
 /// A plugin call that produced no outcome.
@@ -60,7 +61,8 @@ pub enum SandboxFailure {
     /// `unreachable` without a panic message: an abort, or a guest built without the SDK.
     #[error("aborted (unreachable instruction)")]
     Unreachable,
-    #[error("returned {size} bytes, over the {limit}-byte output cap")]
+    /// Measured in the guest's memory before anything was copied out of it.
+    #[error("returned {size} bytes, over the {limit}-byte output cap (refused before copying)")]
     OutputTooLarge { size: usize, limit: usize },
     /// The fresh instance could not be created (pool exhausted, start-up trap).
     #[error("could not be instantiated: {0}")]
@@ -91,6 +93,9 @@ impl SandboxFailure {
     pub(crate) fn classify(error: &wasmtime::Error, panic_message: Option<String>) -> Self {
         if let Some(e) = error.downcast_ref::<MemoryLimitExceeded>() {
             return Self::MemoryLimit { desired: e.desired, limit: e.limit };
+        }
+        if let Some(e) = error.downcast_ref::<OutputLimitExceeded>() {
+            return Self::OutputTooLarge { size: e.size, limit: e.limit };
         }
         match error.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::OutOfFuel) => Self::OutOfFuel,

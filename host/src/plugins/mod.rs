@@ -18,6 +18,8 @@
 //! - [`live`]: [`LiveProviders`], the providers this process serves, reloaded from the registry
 //!   (the registry crate) when its revision moves; `checker`: the registry's component check.
 //! - [`error`]: provider errors vs sandbox failures; [`metrics`]: per plugin and version.
+//! - `output`: the output cap, checked on a result's measured shape before the result is copied
+//!   out of the guest's memory.
 //!
 //! Invariant: a plugin gets nothing it was not granted. No files, no environment, no sockets, no
 //! stdio; HTTP only to origins the operator granted (recorded by the registry at install), by
@@ -34,6 +36,7 @@ pub mod http;
 mod limits;
 pub mod live;
 pub mod metrics;
+mod output;
 mod pool;
 mod runtime;
 mod state;

@@ -16,6 +16,7 @@ use super::grants::Grants;
 use super::http::{HttpTransport, ReqwestTransport};
 use super::limits::MemoryLimitExceeded;
 use super::metrics::PluginMetrics;
+use super::output::OutputCap;
 use super::pool::CallPool;
 use super::state::{CallState, PluginContext};
 use super::types::{
@@ -309,7 +310,7 @@ impl Caller {
         self.call("info", None, |b, s| b.info(s).map(Ok))
     }
 
-    fn call<R: WireSize>(
+    fn call<R>(
         &self,
         function: &'static str,
         input: Option<(&'static str, usize)>,
@@ -341,7 +342,7 @@ impl Caller {
         result
     }
 
-    fn run<R: WireSize>(
+    fn run<R>(
         &self,
         started: Instant,
         input: Option<(&'static str, usize)>,
@@ -366,27 +367,24 @@ impl Caller {
         store.set_epoch_deadline(deadline_ticks(limits.timeout, self.runtime.config.epoch_tick));
         store.epoch_deadline_trap();
 
+        // Results are measured against this cap before they are copied (`output.rs`).
+        let cap = OutputCap::set(limits.max_output_bytes);
         let result = run(self.bindings.as_ref(), &mut store);
+        drop(cap);
         let denied = store.data_mut().host.egress_denied.take();
         (self.classify(result, &mut store), denied)
     }
 
-    fn classify<R: WireSize>(
+    fn classify<R>(
         &self,
         result: Result<Result<R, ProviderError>, CallFailure>,
         store: &mut Store<CallState>,
     ) -> Result<R, PluginCallError> {
         let sandbox = |failure| PluginCallError::Sandbox { plugin: self.context.label.clone(), failure };
-        // A trapped store cannot be entered again; it is dropped by the caller either way.
-        let output_cap = self.context.limits.max_output_bytes;
+        // A trapped store cannot be entered again; it is dropped by the caller either way. A
+        // result over the output cap failed its lift (`SandboxFailure::OutputTooLarge`).
         match result {
-            Ok(reply) => {
-                let size = reply.wire_size();
-                if size > output_cap {
-                    return Err(sandbox(SandboxFailure::OutputTooLarge { size, limit: output_cap }));
-                }
-                reply.map_err(|e| PluginCallError::Provider(e.sanitized()))
-            }
+            Ok(reply) => reply.map_err(|e| PluginCallError::Provider(e.sanitized())),
             Err(CallFailure::Instantiate(e)) if !is_trap(&e) => {
                 Err(sandbox(SandboxFailure::Instantiation(format!("{e:#}"))))
             }

@@ -170,7 +170,8 @@ pub trait WireSize {
     fn wire_size(&self) -> usize;
 }
 
-const FIELD: usize = 8;
+/// The fixed cost of one field or value, beside its payload.
+pub(crate) const FIELD: usize = 8;
 
 impl WireSize for str {
     fn wire_size(&self) -> usize {

@@ -12,6 +12,7 @@ use wasmtime::{Engine, Store};
 
 use super::{CallFailure, ProviderBindings, add_wasi};
 use crate::plugins::http::{self as host_http, HttpFailure};
+use crate::plugins::output::Bounded;
 use crate::plugins::state::{CallState, HostState, LogLevel as HostLogLevel};
 use crate::plugins::types as t;
 
@@ -19,6 +20,8 @@ wasmtime::component::bindgen!({
     path: "../wit/lessor-payments@0.1.0",
     world: "payment-provider",
 });
+
+mod output;
 
 use lessor::payments::host::{self as wit_host, HttpError, HttpMethod, HttpRequest, HttpResponse, LogLevel};
 use lessor::payments::types as w;
@@ -68,15 +71,16 @@ macro_rules! signature {
     };
 }
 
-signature!(InfoFn, "info", (), (w::ProviderInfo,));
-signature!(ValidateFn, "validate", (PaymentRequestRef<'a>,), (Result<(), w::ProviderError>,));
-signature!(ProcessFn, "process", (PaymentRequestRef<'a>,), (Result<w::PaymentOutcome, w::ProviderError>,));
-signature!(RefundFn, "refund", (RefundRequestRef<'a>,), (Result<w::RefundOutcome, w::ProviderError>,));
+// Every result is `Bounded`: measured against the output cap before it is copied (`output.rs`).
+signature!(InfoFn, "info", (), (Bounded<w::ProviderInfo>,));
+signature!(ValidateFn, "validate", (PaymentRequestRef<'a>,), (Bounded<Result<(), w::ProviderError>>,));
+signature!(ProcessFn, "process", (PaymentRequestRef<'a>,), (Bounded<Result<w::PaymentOutcome, w::ProviderError>>,));
+signature!(RefundFn, "refund", (RefundRequestRef<'a>,), (Bounded<Result<w::RefundOutcome, w::ProviderError>>,));
 signature!(
     ParseWebhookFn,
     "parse-webhook",
     (WebhookRequestRef<'a>,),
-    (Result<Option<w::WebhookEvent>, w::ProviderError>,)
+    (Bounded<Result<Option<w::WebhookEvent>, w::ProviderError>>,)
 );
 
 /// The index of an export whose type was checked against `S` when the plugin was loaded.
@@ -152,7 +156,7 @@ impl ProviderBindings for Bindings {
     }
 
     fn info(&self, store: &mut Store<CallState>) -> Result<t::ProviderInfo, CallFailure> {
-        let (info,) = self.call(store, &self.exports.info, ())?;
+        let (Bounded(info),) = self.call(store, &self.exports.info, ())?;
         Ok(info.into())
     }
 
@@ -161,7 +165,7 @@ impl ProviderBindings for Bindings {
         store: &mut Store<CallState>,
         request: &t::PaymentRequest,
     ) -> Result<Result<(), t::ProviderError>, CallFailure> {
-        let (result,) = self.call(store, &self.exports.validate, (request.into(),))?;
+        let (Bounded(result),) = self.call(store, &self.exports.validate, (request.into(),))?;
         Ok(result.map_err(Into::into))
     }
 
@@ -170,7 +174,7 @@ impl ProviderBindings for Bindings {
         store: &mut Store<CallState>,
         request: &t::PaymentRequest,
     ) -> Result<Result<t::PaymentOutcome, t::ProviderError>, CallFailure> {
-        let (result,) = self.call(store, &self.exports.process, (request.into(),))?;
+        let (Bounded(result),) = self.call(store, &self.exports.process, (request.into(),))?;
         Ok(result.map(Into::into).map_err(Into::into))
     }
 
@@ -179,7 +183,7 @@ impl ProviderBindings for Bindings {
         store: &mut Store<CallState>,
         request: &t::RefundRequest,
     ) -> Result<Result<t::RefundOutcome, t::ProviderError>, CallFailure> {
-        let (result,) = self.call(store, &self.exports.refund, (request.into(),))?;
+        let (Bounded(result),) = self.call(store, &self.exports.refund, (request.into(),))?;
         Ok(result.map(Into::into).map_err(Into::into))
     }
 
@@ -188,7 +192,7 @@ impl ProviderBindings for Bindings {
         store: &mut Store<CallState>,
         request: &t::WebhookRequest,
     ) -> Result<Result<Option<t::WebhookEvent>, t::ProviderError>, CallFailure> {
-        let (result,) = self.call(store, &self.exports.parse_webhook, (request.into(),))?;
+        let (Bounded(result),) = self.call(store, &self.exports.parse_webhook, (request.into(),))?;
         Ok(result.map(|event| event.map(Into::into)).map_err(Into::into))
     }
 }
