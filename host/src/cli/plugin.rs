@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use lessor_plugin_registry::{
-    Admission, KeyId, OriginPattern, Package, PluginRecord, PluginRef, ProviderId, PublisherKey, Registry, Version,
-    write_signature,
+    Admission, GrantsChanged, KeyId, OriginPattern, Package, PluginRecord, PluginRef, ProviderId, PublisherKey,
+    Registry, Version, write_signature,
 };
 use serde_json::json;
 
@@ -62,6 +62,23 @@ pub enum PluginCommand {
         target: PluginRef,
         #[arg(long)]
         force: bool,
+    },
+    /// Let every installed version of PROVIDER reach ORIGIN (HOST[:PORT], https unless a scheme
+    /// is given; `:*` for any port), live on every replica.
+    Grant {
+        provider: ProviderId,
+        #[arg(value_name = "ORIGIN", value_parser = parse_grant)]
+        origin: OriginPattern,
+        /// Let ORIGIN's name resolve to loopback, private and other non-public addresses.
+        #[arg(long)]
+        allow_private: bool,
+    },
+    /// Stop every installed version of PROVIDER from reaching ORIGIN, live on every replica: its
+    /// next request there fails at once (egress denied).
+    Revoke {
+        provider: ProviderId,
+        #[arg(value_name = "ORIGIN", value_parser = parse_grant)]
+        origin: OriginPattern,
     },
     /// Publishers: sign a package directory with your key (writes plugin.sig beside plugin.toml).
     Sign {
@@ -203,6 +220,21 @@ async fn manage(command: PluginCommand, config: &Config, registry: &Registry) ->
             println!("removed {} {} (registry revision {})", removal.provider, versions.join(", "), removal.revision);
             Ok(())
         }
+        PluginCommand::Grant { provider, origin, allow_private } => {
+            let origin = origin.clone().with_private(origin.allow_private || allow_private);
+            match registry.grant(&provider, &origin).await? {
+                Some(changed) => print_grants_changed(&format!("granted {origin} to {provider}"), &changed),
+                None => println!("{provider} already had {origin} on every version"),
+            }
+            Ok(())
+        }
+        PluginCommand::Revoke { provider, origin } => {
+            match registry.revoke(&provider, &origin).await? {
+                Some(changed) => print_grants_changed(&format!("revoked {origin} from {provider}"), &changed),
+                None => println!("{provider} had no grant of {origin}; nothing changed"),
+            }
+            Ok(())
+        }
         PluginCommand::Sign { .. } | PluginCommand::Keygen { .. } => unreachable!("handled without a database"),
     }
 }
@@ -244,7 +276,10 @@ async fn admit(
     }
     match (&installed.replaced, r.active) {
         (Some(old), _) => {
-            println!("upgraded {}: {old} -> {} (registry revision {})", r.provider, r.version, installed.revision)
+            println!("upgraded {}: {old} -> {} (registry revision {})", r.provider, r.version, installed.revision);
+            if let Some(previous) = &installed.previous {
+                print_upgrade_changes(previous, r);
+            }
         }
         (None, true) => println!("installed {} (active; registry revision {})", r.label(), installed.revision),
         (None, false) => println!(
@@ -255,6 +290,62 @@ async fn admit(
         ),
     }
     Ok(())
+}
+
+fn print_grants_changed(what: &str, changed: &GrantsChanged) {
+    println!("{what} (registry revision {}; running hosts reload it at their next check)", changed.revision);
+    for r in &changed.versions {
+        let grants: Vec<String> = r.grants.iter().map(ToString::to_string).collect();
+        let grants = if grants.is_empty() { "-".to_owned() } else { grants.join(", ") };
+        println!("  {}{}  granted {grants}", r.label(), if r.active { " (active)" } else { "" });
+    }
+}
+
+/// What an upgrade changed next to the version it replaced: grants, config and secret keys,
+/// signer. Silent parts did not change.
+fn print_upgrade_changes(old: &PluginRecord, new: &PluginRecord) {
+    let names = |items: &mut dyn Iterator<Item = String>| items.collect::<std::collections::BTreeSet<String>>();
+    let report = |what: &str, old: std::collections::BTreeSet<String>, new: std::collections::BTreeSet<String>| {
+        let added: Vec<&String> = new.difference(&old).collect();
+        let removed: Vec<&String> = old.difference(&new).collect();
+        let kept = new.intersection(&old).count();
+        if added.is_empty() && removed.is_empty() {
+            println!("  {what}: unchanged ({kept})");
+            return;
+        }
+        let list = |v: &[&String]| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+        if !added.is_empty() {
+            println!("  {what} added: {}", list(&added));
+        }
+        if !removed.is_empty() {
+            println!("  {what} removed: {}", list(&removed));
+        }
+    };
+    let carried: Vec<String> = old.extra_grants().map(ToString::to_string).collect();
+    if !carried.is_empty() {
+        println!("  kept your grants: {}", carried.join(", "));
+    }
+    report(
+        "grants",
+        names(&mut old.grants.iter().map(ToString::to_string)),
+        names(&mut new.grants.iter().map(ToString::to_string)),
+    );
+    report(
+        "config keys",
+        names(&mut old.manifest.config().iter().cloned()),
+        names(&mut new.manifest.config().iter().cloned()),
+    );
+    report(
+        "secret keys",
+        names(&mut old.manifest.secrets().iter().cloned()),
+        names(&mut new.manifest.secrets().iter().cloned()),
+    );
+    let signer = |r: &PluginRecord| r.signed_by.as_ref().map_or_else(|| "unsigned".to_owned(), |k| format!("`{k}`"));
+    if old.signed_by == new.signed_by {
+        println!("  signer: unchanged ({})", signer(new));
+    } else {
+        println!("  signer changed: {} -> {}", signer(old), signer(new));
+    }
 }
 
 fn sign(dir: &std::path::Path, key_file: &std::path::Path) -> anyhow::Result<()> {

@@ -24,7 +24,10 @@ mod plugin_attacks;
 #[path = "../plugins/build.rs"]
 #[allow(dead_code)]
 mod plugin_build;
+mod plugin_grants;
 mod plugins;
 mod refund_webhooks;
+#[path = "../support/served.rs"]
+mod served;
 mod stream_owner;
 mod supervision;

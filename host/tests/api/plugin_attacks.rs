@@ -20,13 +20,13 @@ use crate::plugin_build::packages_dir;
 use crate::plugins::{Operator, pkg, shared_cache};
 
 /// An HTTP server on 127.0.0.1 that answers anything with 200 and counts what it got.
-struct Counter {
-    port: u16,
+pub(crate) struct Counter {
+    pub(crate) port: u16,
     hits: Arc<AtomicUsize>,
 }
 
 impl Counter {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let hits = Arc::new(AtomicUsize::new(0));
         let counted = hits.clone();
         let app = axum::Router::new().fallback(move || {
@@ -42,7 +42,7 @@ impl Counter {
         Self { port, hits }
     }
 
-    fn hits(&self) -> usize {
+    pub(crate) fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
 }

@@ -12,8 +12,9 @@ impl Provider for HttpUngranted {
 
     fn process(request: PaymentRequest) -> Result<PaymentOutcome, ProviderError> {
         let url = lessor_plugin_sdk::require_config("target_url")?;
-        let response = Request::post(url).body(request.payment_id.into_bytes()).send()?;
-        Ok(PaymentOutcome::succeeded(format!("reached the ungranted host: HTTP {}", response.status)))
+        let response = Request::post(url).body(request.payment_id.clone().into_bytes()).send()?;
+        // A transaction id of its own per payment, as a provider's would be.
+        Ok(PaymentOutcome::succeeded(format!("reached {}: HTTP {}", request.payment_id, response.status)))
     }
 }
 
