@@ -25,6 +25,7 @@ mod plugin_attacks;
 #[allow(dead_code)]
 mod plugin_build;
 mod plugin_grants;
+mod plugin_output;
 mod plugins;
 mod refund_webhooks;
 #[path = "../support/served.rs"]
