@@ -20,6 +20,9 @@ pub struct Cli {
     /// A TOML configuration file; `LESSOR_*` environment variables override it.
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Also print the log lines (info and up) of commands other than `serve`.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -88,6 +91,22 @@ fn parse_role(s: &str) -> Result<Role, String> {
     s.parse().map_err(|e: lessor_auth::UnknownRole| e.to_string())
 }
 
+impl Cli {
+    /// `serve`, or any command with `--verbose`: log at the configured level.
+    pub fn logs_at_configured_level(&self) -> bool {
+        self.verbose || matches!(self.command, Command::Serve { .. })
+    }
+}
+
+/// Runs the commands that need no configuration (`plugin keygen`, `plugin sign`); `None` for
+/// the others.
+pub fn run_without_config(cli: &Cli) -> Option<anyhow::Result<()>> {
+    match &cli.command {
+        Command::Plugin(command) => plugin::run_without_config(command),
+        _ => None,
+    }
+}
+
 pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { no_migrate } => {
@@ -99,7 +118,7 @@ pub async fn run(cli: Cli, mut config: Config) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let db = startup::open_database(&config, true).await?;
-            tracing::info!(database = %config.database, "migrations applied");
+            println!("migrations applied to {}", config.database);
             db.close().await;
         }
         Command::Search(SearchCommand::Reindex) => {

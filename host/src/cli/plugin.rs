@@ -117,11 +117,18 @@ fn parse_grant(s: &str) -> Result<OriginPattern, String> {
     OriginPattern::parse_grant(s).map_err(|e| e.to_string())
 }
 
-pub async fn run(command: PluginCommand, config: &Config) -> anyhow::Result<()> {
+/// `keygen` and `sign`: publishers' commands, which need no configuration.
+pub fn run_without_config(command: &PluginCommand) -> Option<anyhow::Result<()>> {
     match command {
-        PluginCommand::Sign { dir, key } => return sign(&dir, &key),
-        PluginCommand::Keygen { id, out } => return keygen(&id, &out),
-        _ => {}
+        PluginCommand::Sign { dir, key } => Some(sign(dir, key)),
+        PluginCommand::Keygen { id, out } => Some(keygen(id, out)),
+        _ => None,
+    }
+}
+
+pub async fn run(command: PluginCommand, config: &Config) -> anyhow::Result<()> {
+    if let Some(result) = run_without_config(&command) {
+        return result;
     }
     let db = startup::open_database(config, config.migrate_on_start).await?;
     let registry = startup::plugin_registry(config, &db)?;
@@ -359,12 +366,36 @@ fn sign(dir: &std::path::Path, key_file: &std::path::Path) -> anyhow::Result<()>
 
 fn keygen(id: &str, out: &std::path::Path) -> anyhow::Result<()> {
     let id = KeyId::parse(id).map_err(|e| anyhow::anyhow!("--id: {e}"))?;
+    if let Some(folder) = out.parent().filter(|p| !p.as_os_str().is_empty())
+        && !folder.is_dir()
+    {
+        bail!("the folder {} does not exist; create it first (the key file goes in it)", folder.display());
+    }
+    if out.exists() {
+        bail!("{} already exists; keygen never overwrites a key: choose another --out", out.display());
+    }
     let key = PublisherKey::generate(id);
-    key.write_new(out).with_context(|| format!("writing {} (it must not exist yet)", out.display()))?;
+    key.write_new(out).with_context(|| format!("writing {}", out.display()))?;
     println!("wrote {} (keep it private)", out.display());
     println!("operators trust it with, in host.toml:");
     println!("[plugin_trusted_keys]\n\"{}\" = \"{}\"", key.id(), key.public_key_base64());
+    match trusted_key_env_name(key.id()) {
+        Some(name) => println!("or in the environment:\n{name}={}", key.public_key_base64()),
+        None => println!(
+            "(key id `{}` cannot be written as an environment variable name: use the file, or an id of lower-case letters, digits, `_` and `-`)",
+            key.id()
+        ),
+    }
     Ok(())
+}
+
+/// `LESSOR_PLUGIN_TRUSTED_KEYS__<ID>`, when the configuration would read the id back from it
+/// (environment keys are lower-cased, and `.` would nest).
+fn trusted_key_env_name(id: &KeyId) -> Option<String> {
+    let id = id.as_str();
+    id.bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        .then(|| format!("LESSOR_PLUGIN_TRUSTED_KEYS__{}", id.to_ascii_uppercase()))
 }
 
 fn yes_no(b: bool) -> &'static str {

@@ -221,6 +221,48 @@ async fn refusals_say_why(backend: Backend) {
     op.refused(&["plugin", "inspect", "minimal"], "no plugin is installed for provider `minimal`").await;
 }
 
+/// Commands print their result (stdout) or their error, once (stderr), not log lines; the
+/// publisher's commands work whatever the operator's signature settings.
+#[tokio::test]
+async fn commands_print_results_and_each_error_once() {
+    let mut op = Operator::new(Backend::Sqlite).await;
+    // Log lines would show at info; a command shows only warnings and errors unless --verbose.
+    op.set("LESSOR_LOG_LEVEL", "info");
+    // Signatures required and no key trusted yet: keygen must still work (it is how one starts).
+    op.set("LESSOR_PLUGIN_REQUIRE_SIGNATURES", "true");
+    let key = op.dir.path().join("acme.key");
+    let out = op.run(&["plugin", "keygen", "--id", "acme", "--out", &key.display().to_string()]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(out.stderr, "", "no log lines");
+    let public = out.stdout.lines().find_map(|l| l.strip_prefix("\"acme\" = \"")).unwrap().trim_end_matches('"');
+    assert!(out.stdout.contains(&format!("LESSOR_PLUGIN_TRUSTED_KEYS__ACME={public}")), "{}", out.stdout);
+
+    let missing = op.dir.path().join("no-such-folder").join("k.key");
+    op.refused(
+        &["plugin", "keygen", "--id", "acme", "--out", &missing.display().to_string()],
+        "does not exist; create it first",
+    )
+    .await;
+    op.refused(&["plugin", "keygen", "--id", "acme", "--out", &key.display().to_string()], "already exists").await;
+
+    // The operator's commands do need a configuration that holds together.
+    op.refused(&["plugin", "list"], "names no publisher key").await;
+    op.set("LESSOR_PLUGIN_REQUIRE_SIGNATURES", "false");
+    let out = op.run(&["plugin", "list"]).await;
+    assert!(out.ok && out.stdout.contains("no plugins installed"), "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.stderr, "", "no log lines");
+    let out = op.run(&["plugin", "disable", "nope"]).await;
+    assert!(!out.ok);
+    assert_eq!(out.stderr, "error: no plugin is installed for provider `nope`\n", "the error, once");
+    let out = op.run(&["plugin", "install", &pkg("echo-v1")]).await;
+    assert!(out.ok && out.stdout.contains("installed echo@1.0.0"), "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.stderr, "", "no log lines");
+    // --verbose brings the log lines back.
+    let out = op.run(&["--verbose", "plugin", "disable", "echo"]).await;
+    assert!(out.ok && out.stdout.contains("disabled echo"), "{}", out.stdout);
+    assert!(out.stderr.contains("INFO") && out.stderr.contains("plugin provider switched"), "{}", out.stderr);
+}
+
 fn flip_a_byte(path: &Path) {
     let mut bytes = std::fs::read(path).unwrap();
     let middle = bytes.len() / 2;
