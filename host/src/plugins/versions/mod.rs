@@ -1,8 +1,9 @@
 //! One module per WIT package version the host runs, each with its own `bindgen!` and conversions
 //! to and from the version-independent `types`. A released version is frozen: adding
-//! `lessor:payments@0.2.0` means a `wit/lessor-payments@0.2.0/` folder, a `v0_2_0` module here, a
-//! variant in [`WitVersion`] and an arm in [`prepare`]; plugins built against 0.1.0 keep loading
-//! through `v0_1_0`, and the rest of the host never sees which version a plugin speaks.
+//! `lessor:payments@0.2.0` means a `wit/lessor-payments@0.2.0/` folder, a `v0_2_0` module here
+//! (with its results' measured shapes, as in `v0_1_0/output.rs`, so the output cap holds before
+//! the copy), a variant in [`WitVersion`] and an arm in [`prepare`]; plugins built against 0.1.0
+//! keep loading through `v0_1_0`, and the rest of the host never sees which version a plugin speaks.
 
 mod v0_1_0;
 
