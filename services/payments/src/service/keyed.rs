@@ -9,6 +9,8 @@
 //! (or `release`), which replays, refuses and explains. A request gets the same answer on
 //! either path; only the number of round trips differs.
 
+use std::time::{Duration, Instant};
+
 use chrono::Utc;
 use lessor_leases::{Viewer, now_micros};
 use uuid::Uuid;
@@ -79,9 +81,7 @@ impl PaymentService {
             Begin::New(claim) => match self.create(viewer, new, Some(&claim)).await {
                 Ok(payment) => answered(request.keys, &claim, payment, &render).await,
                 Err(e) => {
-                    if let Err(release) = request.keys.release(&claim).await {
-                        tracing::warn!(error = %release, "could not release an idempotency key");
-                    }
+                    release_after_failure(request.keys, &claim).await;
                     Err(e)
                 }
             },
@@ -126,20 +126,40 @@ impl PaymentService {
         let Some(work) = self.repo.open_keyed(&row, viewer, &key).await? else { return Ok(None) };
         tracing::Span::current().record("payment_id", tracing::field::display(payment_id));
         tracing::info!(%payment_id, "payment written, pending");
-        let payment = match self.gateway.process(provider, &work.request()).await {
-            Err(e) if e.outcome_unknown() => self.settle(&work, 1, Err(e)).await?,
+        let done = self.process_opened(&work, &claim, request.keys, render).await;
+        if done.is_err() {
+            // The payment stays as opened (pending, its reconciliation due); the key is unlocked
+            // so that a retry gets that payment instead of 409 for the rest of the lock.
+            release_after_failure(request.keys, &claim).await;
+        }
+        done.map(Some)
+    }
+
+    /// `process` for a payment `open_keyed` wrote, its outcome, and the key's answer.
+    async fn process_opened<R>(
+        &self,
+        work: &PaymentWork,
+        claim: &Claim,
+        keys: &IdempotencyStore,
+        render: &R,
+    ) -> Result<KeyedAnswer, PaymentError>
+    where
+        R: Fn(&Payment) -> Result<String, PaymentError> + Send + Sync,
+    {
+        let payment = match self.gateway.process(&work.payment.provider, &work.request()).await {
+            Err(e) if e.outcome_unknown() => self.settle(work, 1, Err(e)).await?,
             result => {
                 let change = match result {
                     Ok(outcome) => outcome_transition(outcome),
                     Err(e) => refusal_transition(&e),
                 };
-                if let Some(answer) = self.finish_express(&work, &change, &claim, render).await? {
-                    return Ok(Some(answer));
+                if let Some(answer) = self.finish_express(work, &change, claim, render).await? {
+                    return Ok(answer);
                 }
-                self.apply_outcome(payment_id, &change).await?
+                self.apply_outcome(work.payment.id, &change).await?
             }
         };
-        answered(request.keys, &claim, payment, render).await.map(Some)
+        answered(keys, claim, payment, render).await
     }
 
     /// The outcome, its event and the key's answer in one write; `None` when the payment is
@@ -174,6 +194,31 @@ impl PaymentService {
             Finished::NotPending => Ok(None),
         }
     }
+}
+
+/// Gives the key up after a request that failed (`IdempotencyStore::release`: forgotten when
+/// nothing was created, else unlocked so a retry takes the payment over). When the database is
+/// what failed, the release fails too and the key would stay locked for the whole lock timeout
+/// (2 minutes: every retry 409 long after the database is back), so it is tried again in the
+/// background, backing off to 1 s, until it goes through or the lock would have ended anyway.
+async fn release_after_failure(keys: &IdempotencyStore, claim: &Claim) {
+    let Err(error) = keys.release(claim).await else { return };
+    tracing::warn!(%error, "could not release an idempotency key; retrying in the background");
+    let (keys, claim) = (keys.clone(), claim.clone());
+    let give_up = Instant::now() + keys.config().lock_timeout();
+    tokio::spawn(async move {
+        let mut wait = Duration::from_millis(50);
+        while Instant::now() < give_up {
+            tokio::time::sleep(wait).await;
+            match keys.release(&claim).await {
+                Ok(released) => {
+                    tracing::info!(?released, "idempotency key released after the failure");
+                    return;
+                }
+                Err(_) => wait = (wait * 2).min(Duration::from_secs(1)),
+            }
+        }
+    });
 }
 
 /// Stores the answer for `payment` under the claim.

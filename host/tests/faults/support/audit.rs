@@ -1,0 +1,281 @@
+//! After a fault: what the clients were told, what the database holds, what the Stripe peer
+//! charged, what the event stream holds and what each consumer group applied, compared.
+//!
+//! - **lost**: a payment answered 201 that is not `succeeded` in the database or has no
+//!   succeeded charge at the peer; a payment neither final nor being reconciled (`pending` with
+//!   `reconcile_after`, not flagged for an operator).
+//! - **doubled**: a second charge at the peer for one payment, charges for one payment under
+//!   more than one idempotency key, a charge for a payment the database does not have, a
+//!   payment no idempotency key created.
+//! - **events lost**: a final payment without its event in the outbox, an outbox row never
+//!   published, an event some consumer group never applied.
+//! - **events doubled**: a payment with two events, an event id under two entries of the
+//!   stream, an event a group applied twice.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use lessor_store::redis;
+use serde_json::Value;
+use sqlx::{PgPool, Row as _};
+use uuid::Uuid;
+
+use super::consumers::Consumers;
+use super::load::KeyOutcome;
+use super::report::Row;
+use crate::peers::stripe::StripePeer;
+
+pub struct Findings {
+    pub row: Row,
+    /// Why each count is not zero, for the failure message.
+    pub notes: Vec<String>,
+}
+
+/// Waits until the outbox is published and the groups caught up, then compares everything.
+/// `forgotten`: payments a restored backup rolled back on purpose (their charges are not counted).
+pub async fn audit(
+    fault: &str,
+    db_url: &str,
+    redis_url: &str,
+    namespace: &str,
+    stripe: &StripePeer,
+    outcomes: &[KeyOutcome],
+    forgotten: &[KeyOutcome],
+    consumers: &Consumers,
+) -> Findings {
+    let pool = PgPool::connect(db_url).await.expect("the audit connects to the host's database");
+    wait_published(&pool, Duration::from_secs(40)).await;
+    let outbox = outbox(&pool).await;
+    let expected: Vec<Uuid> = outbox.iter().map(|e| e.event_id).collect();
+    consumers.wait_for(&expected, Duration::from_secs(20)).await;
+
+    let mut row = Row::new(fault);
+    row.payments_accepted = outcomes.iter().filter(|o| o.status == 201).count();
+    let mut notes = Vec::new();
+    let payments = payments(&pool).await;
+    let keyed: HashSet<Uuid> =
+        sqlx::query_scalar("SELECT resource_id FROM idempotency_keys WHERE resource_id IS NOT NULL")
+            .fetch_all(&pool)
+            .await
+            .expect("idempotency keys")
+            .into_iter()
+            .collect();
+
+    // Charges at the peer, by payment id.
+    let forgotten: HashSet<&str> = forgotten.iter().filter_map(|o| o.payment_id.as_deref()).collect();
+    let mut charges: HashMap<String, Vec<String>> = HashMap::new();
+    for intent in stripe.payment_intents() {
+        let payment = intent.metadata.get("payment_id").cloned().unwrap_or_default();
+        if forgotten.contains(payment.as_str()) {
+            continue;
+        }
+        charges.entry(payment).or_default().push(intent.status);
+    }
+    let mut keys_per_payment: HashMap<String, HashSet<String>> = HashMap::new();
+    for request in stripe.requests().iter().filter(|r| r.method == "POST" && r.path == "/v1/payment_intents") {
+        let payment = request.form().into_iter().find(|(k, _)| k == "metadata[payment_id]").map(|(_, v)| v);
+        let key = request.header("idempotency-key").unwrap_or("").to_owned();
+        keys_per_payment.entry(payment.unwrap_or_default()).or_default().insert(key);
+    }
+
+    for o in outcomes.iter().filter(|o| o.status == 201) {
+        let id = o.payment_id.as_deref().and_then(|id| id.parse::<Uuid>().ok());
+        let stored = id.and_then(|id| payments.get(&id));
+        let charged = o.payment_id.as_ref().and_then(|id| charges.get(id));
+        let ok = stored.is_some_and(|p| p.status == "succeeded")
+            && charged.is_some_and(|c| c.iter().any(|s| s == "succeeded"));
+        if !ok {
+            row.lost += 1;
+            notes.push(format!(
+                "key {} answered 201: stored {:?}, charges {charged:?}",
+                o.key,
+                stored.map(|p| &p.status)
+            ));
+        }
+    }
+    for (id, p) in &payments {
+        let final_state = matches!(p.status.as_str(), "succeeded" | "failed");
+        let reconciling = p.status == "pending" && p.reconcile_after.is_some() && !p.needs_attention;
+        if !final_state && !reconciling {
+            row.lost += 1;
+            notes.push(format!("payment {id} is {} (reconcile_after {:?})", p.status, p.reconcile_after));
+        }
+        if p.status == "succeeded" && !charges.get(&id.to_string()).is_some_and(|c| c.iter().any(|s| s == "succeeded"))
+        {
+            row.lost += 1;
+            notes.push(format!("payment {id} succeeded without a charge at the peer"));
+        }
+        if !keyed.contains(id) {
+            row.doubled += 1;
+            notes.push(format!("payment {id} was created by no idempotency key"));
+        }
+    }
+    for (payment, list) in &charges {
+        if list.len() > 1 {
+            row.doubled += list.len() - 1;
+            notes.push(format!("payment {payment} charged {} times", list.len()));
+        }
+        if payment.parse::<Uuid>().ok().is_none_or(|id| !payments.contains_key(&id)) {
+            row.doubled += list.len();
+            notes.push(format!("a charge for payment {payment:?}, which the database does not have"));
+        }
+    }
+    for (payment, keys) in &keys_per_payment {
+        if keys.len() > 1 {
+            row.doubled += 1;
+            notes.push(format!("payment {payment} sent to the peer under {} idempotency keys", keys.len()));
+        }
+    }
+
+    // Events.
+    let mut per_payment: HashMap<Uuid, usize> = HashMap::new();
+    for e in &outbox {
+        if let Some(p) = e.payment_id {
+            *per_payment.entry(p).or_default() += 1;
+        }
+        if !e.published {
+            row.events_lost += 1;
+            notes.push(format!("event {} never published", e.event_id));
+        }
+    }
+    for (id, p) in &payments {
+        let events = per_payment.get(id).copied().unwrap_or(0);
+        let want = usize::from(matches!(p.status.as_str(), "succeeded" | "failed"));
+        if events < want {
+            row.events_lost += 1;
+            notes.push(format!("payment {id} is {} without its event", p.status));
+        }
+        if events > want {
+            row.events_doubled += events - want;
+            notes.push(format!("payment {id} ({}) has {events} events", p.status));
+        }
+    }
+    for (event, entries) in stream_entries(redis_url, namespace).await {
+        if entries > 1 {
+            row.events_doubled += entries - 1;
+            notes.push(format!("event {event} is in the stream {entries} times"));
+        }
+    }
+    for (group, applied) in consumers.applied() {
+        for id in &expected {
+            match applied.get(id).copied().unwrap_or(0) {
+                0 => {
+                    row.events_lost += 1;
+                    notes.push(format!("group {group} never applied event {id}"));
+                }
+                1 => {}
+                n => {
+                    row.events_doubled += n as usize - 1;
+                    notes.push(format!("group {group} applied event {id} {n} times"));
+                }
+            }
+        }
+    }
+    pool.close().await;
+    Findings { row, notes }
+}
+
+struct Payment {
+    status: String,
+    reconcile_after: Option<i64>,
+    needs_attention: bool,
+}
+
+async fn payments(pool: &PgPool) -> HashMap<Uuid, Payment> {
+    sqlx::query("SELECT id, status, reconcile_after, needs_attention FROM payments")
+        .fetch_all(pool)
+        .await
+        .expect("payments")
+        .into_iter()
+        .map(|r| {
+            let p = Payment {
+                status: r.get("status"),
+                reconcile_after: r.get("reconcile_after"),
+                needs_attention: r.get("needs_attention"),
+            };
+            (r.get("id"), p)
+        })
+        .collect()
+}
+
+pub struct OutboxEvent {
+    pub event_id: Uuid,
+    pub payment_id: Option<Uuid>,
+    pub published: bool,
+}
+
+pub async fn outbox(pool: &PgPool) -> Vec<OutboxEvent> {
+    sqlx::query("SELECT event_id, payload, published_at FROM event_outbox ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .expect("event_outbox")
+        .into_iter()
+        .map(|r| {
+            let payload: Value = serde_json::from_str(r.get::<&str, _>("payload")).unwrap_or(Value::Null);
+            OutboxEvent {
+                event_id: r.get("event_id"),
+                payment_id: payload["data"]["payment_id"].as_str().and_then(|p| p.parse().ok()),
+                published: r.get::<Option<i64>, _>("published_at").is_some(),
+            }
+        })
+        .collect()
+}
+
+/// Waits until no outbox row is left unpublished (or `timeout`: the audit then counts them).
+pub async fn wait_published(pool: &PgPool, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM event_outbox WHERE published_at IS NULL")
+            .fetch_one(pool)
+            .await
+            .unwrap_or(i64::MAX);
+        if left == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How many entries of `<namespace>:payments` carry each event id.
+pub async fn stream_entries(redis_url: &str, namespace: &str) -> HashMap<String, usize> {
+    let client = redis::Client::open(redis_url).expect("Redis URL");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("connect to Redis");
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(format!("{namespace}:payments"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .expect("XRANGE");
+    let mut counts = HashMap::new();
+    for entry in reply.ids {
+        let event: Option<String> = entry.get("event");
+        let id = event
+            .and_then(|e| serde_json::from_str::<Value>(&e).ok())
+            .and_then(|v| v["id"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("undecodable entry {}", entry.id));
+        *counts.entry(id).or_default() += 1;
+    }
+    counts
+}
+
+impl Findings {
+    /// Writes the row to `target/faults/results.jsonl`, then fails the test on anything lost or
+    /// doubled, or on a stream in which nothing was accepted (`log`: the host's log tail).
+    pub fn write_and_check(self, log: &str) -> Row {
+        self.row.write();
+        let r = &self.row;
+        let notes = self.notes.iter().take(20).cloned().collect::<Vec<_>>().join("\n  ");
+        assert!(r.payments_accepted > 0, "{}: no payment was accepted\nhost log:\n{log}", r.fault);
+        assert!(
+            r.lost == 0 && r.doubled == 0 && r.events_lost == 0 && r.events_doubled == 0,
+            "{}: lost {}, doubled {}, events lost {}, doubled {}:\n  {notes}\nhost log:\n{log}",
+            r.fault,
+            r.lost,
+            r.doubled,
+            r.events_lost,
+            r.events_doubled
+        );
+        self.row
+    }
+}
