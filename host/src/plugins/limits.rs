@@ -42,6 +42,18 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The most one copy out of the guest may take in host memory: a host call's arguments (a
+    /// log line, an HTTP request) or a result. wasmtime counts it while lifting, before it
+    /// allocates (its "hostcall fuel", 128 MiB unless set), and stops the call past it. Four times
+    /// the larger of the HTTP request and output caps: a lifted list element costs up to 48 host
+    /// bytes where those caps count 8 to 16. Results are held to the output cap itself, also
+    /// before the copy (`output.rs`).
+    pub fn max_copy_bytes(&self) -> usize {
+        self.max_http_request_bytes.max(self.max_output_bytes).saturating_mul(4)
+    }
+}
+
 /// The memory cap was hit: `memory.grow` past it traps with this error instead of returning -1,
 /// so a memory bomb ends the call at once rather than in an allocator's abort.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -364,6 +364,7 @@ impl Caller {
         {
             return (Err(sandbox(SandboxFailure::Instantiation(format!("{e:#}")))), None);
         }
+        store.set_hostcall_fuel(limits.max_copy_bytes());
         store.set_epoch_deadline(deadline_ticks(limits.timeout, self.runtime.config.epoch_tick));
         store.epoch_deadline_trap();
 

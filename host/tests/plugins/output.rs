@@ -192,3 +192,23 @@ fn measure_in_this_process() {
     );
     assert!(copied_growth > HUGE / 2, "the control copy grew the peak by only {:.1} MiB", mib(copied_growth));
 }
+
+/// A host call's arguments are copied out of the guest too: a log line far over anything the host
+/// keeps stops the call while wasmtime lifts it, before the copy (`Limits::max_copy_bytes`).
+#[tokio::test]
+async fn a_host_call_argument_over_the_copy_bound_stops_the_call() {
+    let runtime = capped_runtime(MEMORY_CAP, CAP);
+    let plugin = load(&runtime);
+    let bound = test_config().limits.max_copy_bytes();
+    assert_eq!(bound, 4 << 20);
+
+    let failure = sandbox_failure(plugin.validate(asking("log", &[("log-bytes", (bound + 1).to_string())])).await);
+    match &failure {
+        SandboxFailure::Trap(message) => assert!(message.contains("too much data"), "{message}"),
+        other => panic!("expected a trap naming the copy, got {other:?}"),
+    }
+    // A long line within the bound is taken (and capped by the host's log escaping); so is the
+    // next call.
+    plugin.validate(asking("log", &[("log-bytes", (200 << 10).to_string())])).await.expect("a long log line");
+    plugin.validate(payment("after", 100)).await.expect("the next call");
+}

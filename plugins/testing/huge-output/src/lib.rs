@@ -3,10 +3,12 @@
 //! - `process`: an outcome whose transaction id is `bytes` long (metadata `bytes`, default 4 MiB);
 //!   with metadata `keep`, the string is built just the same but a short outcome is returned
 //!   (`built-<bytes>`), so a test can tell the guest's own memory from what the host copies;
-//! - `validate`: with metadata `decline-bytes`, a `declined` error of that many bytes;
+//! - `validate`: with metadata `decline-bytes`, a `declined` error of that many bytes; with
+//!   `log-bytes`, first a log line of that many bytes (the host call's argument, not a result);
 //! - `refund`: a refund id as long as the request's `reason` says (a number);
 //! - `parse-webhook`: an event id as long as the body says (a number).
 
+use lessor_plugin_sdk::log::Level;
 use lessor_plugin_sdk::{
     Capabilities, EventKind, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo, RefundOutcome,
     RefundRequest, RefundStatus, WebhookEvent, WebhookRequest,
@@ -30,6 +32,9 @@ impl Provider for HugeOutput {
     }
 
     fn validate(request: &PaymentRequest) -> Result<(), ProviderError> {
+        if let Some(bytes) = metadata(request, "log-bytes") {
+            lessor_plugin_sdk::log::write(Level::Info, &"l".repeat(bytes), &[]);
+        }
         match metadata(request, "decline-bytes") {
             Some(bytes) => Err(ProviderError::Declined("d".repeat(bytes))),
             None => Ok(()),
