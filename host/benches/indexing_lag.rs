@@ -1,16 +1,22 @@
 //! Indexing lag: how long after a lease is committed it can be found by search, with the
 //! host's own indexer on the embedded index (SQLite + tantivy), leases arriving at a steady
-//! rate. Prints p50/p95/p99/max.
+//! rate. Prints p50/p95/p99/max per round and the `BENCH` lines `indexing.lag_p50`,
+//! `indexing.lag_p95`, `indexing.lag_p99` in ms (median over rounds, spread over rounds).
 //!
 //!     cargo bench -p host --bench indexing_lag
 //!
-//! `LAG_BENCH_LEASES` (default 2000) and `LAG_BENCH_RATE` (leases per second, default 200)
-//! change the load.
+//! `LAG_BENCH_LEASES` (per round, default 1000), `LAG_BENCH_ROUNDS` (default 3) and
+//! `LAG_BENCH_RATE` (leases per second, default 200) change the load; `BENCH_SMOKE=1`: two
+//! rounds of 100.
+
+#[path = "support/bench_line.rs"]
+mod bench_line;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bench_line::{Baseline, emit};
 use host::{Application, Config};
 use lessor_auth::Role;
 use lessor_leases::{LeaseInput, NewLease, Viewer};
@@ -27,7 +33,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let n = env_or("LAG_BENCH_LEASES", 2000) as usize;
+    let smoke = bench_line::smoke();
+    let n = env_or("LAG_BENCH_LEASES", if smoke { 100 } else { 1000 }).max(1) as usize;
+    let rounds = env_or("LAG_BENCH_ROUNDS", if smoke { 2 } else { 3 }).max(1);
     let rate = env_or("LAG_BENCH_RATE", 200).max(1);
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::defaults();
@@ -50,6 +58,31 @@ async fn main() {
     .unwrap();
     let lease = NewLease::parse(input, chrono::Utc::now().date_naive()).unwrap();
 
+    let (mut p50, mut p95, mut p99) = (Vec::new(), Vec::new(), Vec::new());
+    println!("indexing lag, {rounds} rounds of {n} leases at {rate}/s (SQLite + tantivy, {} cores):", num_cpus());
+    for round in 0..rounds {
+        let lags = lags(&state, viewer, &lease, n, rate).await;
+        let ms = |p: f64| percentile(&lags, p).as_secs_f64() * 1e3;
+        println!(
+            "  round {}: p50 {:.1} ms   p95 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
+            round + 1,
+            ms(0.50),
+            ms(0.95),
+            ms(0.99),
+            ms(1.0)
+        );
+        p50.push(ms(0.50));
+        p95.push(ms(0.95));
+        p99.push(ms(0.99));
+    }
+    emit("indexing.lag_p50", "ms", &p50, Baseline::None);
+    emit("indexing.lag_p95", "ms", &p95, Baseline::None);
+    emit("indexing.lag_p99", "ms", &p99, Baseline::None);
+}
+
+/// Creates `n` leases at `rate` per second and returns, sorted, how long after each create
+/// returned it first showed up in search.
+async fn lags(state: &host::http::AppState, viewer: Viewer, lease: &NewLease, n: usize, rate: u64) -> Vec<Duration> {
     // A poller notes when each lease first shows up in search (newest first).
     let seen: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
     let poller = {
@@ -80,24 +113,15 @@ async fn main() {
     for i in 0..n {
         let due = started + interval * i as u32;
         tokio::time::sleep_until(due.into()).await;
-        let made = state.leases.create(viewer, None, &lease).await.unwrap();
+        let made = state.leases.create(viewer, None, lease).await.unwrap();
         created.push((made.id, Instant::now()));
     }
-    let write_secs = started.elapsed().as_secs_f64();
     tokio::time::timeout(Duration::from_secs(60), poller).await.expect("every lease indexed within 60 s").unwrap();
 
     let seen = seen.lock().unwrap();
     let mut lags: Vec<Duration> = created.iter().map(|(id, at)| seen[id].saturating_duration_since(*at)).collect();
     lags.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!("indexing lag, {n} leases at {:.0}/s (SQLite + tantivy, {} cores):", n as f64 / write_secs, num_cpus());
-    println!(
-        "  p50 {:.1} ms   p95 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
-        ms(percentile(&lags, 0.50)),
-        ms(percentile(&lags, 0.95)),
-        ms(percentile(&lags, 0.99)),
-        ms(*lags.last().unwrap())
-    );
+    lags
 }
 
 fn num_cpus() -> usize {

@@ -29,6 +29,8 @@ pub struct RuntimeConfig {
     /// Bytes of a pooled memory slot kept mapped between calls; `None`: 4 MiB with
     /// PAGEMAP_SCAN, else 64 KiB (which is then memset on every reuse).
     pub memory_keep_resident: Option<usize>,
+    /// Bytes of a pooled table slot kept mapped between calls (see `build_engine`).
+    pub table_keep_resident: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -41,6 +43,7 @@ impl Default for RuntimeConfig {
             epoch_tick: Duration::from_millis(5),
             pagemap_scan: true,
             memory_keep_resident: None,
+            table_keep_resident: TABLE_KEEP_RESIDENT,
         }
     }
 }
@@ -49,6 +52,7 @@ impl Default for RuntimeConfig {
 /// dirty pages in it are restored; without, all of it is memset, so it stays small.
 const KEEP_RESIDENT_WITH_PAGEMAP: usize = 4 << 20;
 const KEEP_RESIDENT: usize = 64 << 10;
+const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 
 pub(crate) fn build_engine(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
     let mut c = Config::new();
@@ -83,7 +87,7 @@ pub(crate) fn build_engine(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
                 KEEP_RESIDENT
             },
         ))
-        .table_keep_resident(64 << 10);
+        .table_keep_resident(config.table_keep_resident);
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&c)
 }
