@@ -1,16 +1,9 @@
-//! Search latency of the embedded index at 100,000 leases.
-//!
-//! `cargo bench -p lessor-search --bench search` builds an on-disk tantivy index of synthetic
-//! leases (makes, models, categories and VINs from small tables, a fixed-seed generator),
-//! reports indexing throughput, reopens the index as a restarted host would, then runs mixed
-//! queries one at a time and prints p50/p95/p99/max latency per kind of query.
-//!
-//! `SEARCH_BENCH_LEASES` (default 100000) and `SEARCH_BENCH_QUERIES` (default 3000) lower
-//! the counts for a quick run.
+//! The synthetic leases and the queries people type: makes, models, categories and VINs from
+//! small tables, drawn by a fixed-seed generator. Lease `n` of `count` is the same on every run
+//! and machine (its own generator seeded by `n`), so an index built once can be reused and a
+//! lease re-written unchanged.
 
-use std::time::{Duration, Instant};
-
-use lessor_search::{LeaseDocument, SearchIndex, SearchQuery, TantivyIndex, WriterConfig};
+use lessor_search::{LeaseDocument, SearchQuery};
 use uuid::Uuid;
 
 /// A make, its VIN manufacturer code, and its models with their category.
@@ -62,7 +55,7 @@ const OWNERS: u64 = 5_000;
 const START_MILLIS: i64 = 1_640_995_200_000; // 2022-01-01
 
 /// SplitMix64: small, fast, and the same sequence on every machine.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -82,11 +75,16 @@ impl Rng {
     }
 }
 
-fn owner(n: u64) -> Uuid {
+pub fn owner(n: u64) -> Uuid {
     Uuid::from_u64_pair(0x0_1ea5e, n)
 }
 
-fn lease(rng: &mut Rng, n: u64, count: u64) -> LeaseDocument {
+/// Bumped whenever [`lease`] draws differently: an index built by another generator is rebuilt.
+pub const GENERATOR: u32 = 2;
+
+/// Lease `n` of `count` (ids `0x1ea5e-n`), spread over three years in creation order.
+pub fn lease(n: u64, count: u64) -> LeaseDocument {
+    let rng = &mut Rng(0x5EED ^ n.wrapping_mul(0xD1B5_4A32_D192_ED03));
     let (make, wmi, models) = rng.pick(CATALOGUE);
     let (model, category) = rng.pick(models);
     let mut vin = String::from(*wmi);
@@ -117,7 +115,7 @@ fn lease(rng: &mut Rng, n: u64, count: u64) -> LeaseDocument {
 }
 
 /// Words people type: makes and model names of 3+ letters, lowercased.
-fn vocabulary() -> Vec<String> {
+pub fn vocabulary() -> Vec<String> {
     let mut words: Vec<String> = CATALOGUE
         .iter()
         .flat_map(|(make, _, models)| std::iter::once(*make).chain(models.iter().map(|(model, _)| *model)))
@@ -143,7 +141,7 @@ fn with_typo(rng: &mut Rng, word: &str) -> String {
     chars.into_iter().collect()
 }
 
-const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 8] = [
     "one word",
     "typo word",
     "prefix",
@@ -154,7 +152,7 @@ const KINDS: [&str; 8] = [
     "no text + owner",
 ];
 
-fn query(rng: &mut Rng, kind: usize, words: &[String]) -> SearchQuery {
+pub fn query(rng: &mut Rng, kind: usize, words: &[String]) -> SearchQuery {
     let long: Vec<&String> = words.iter().filter(|word| word.len() >= 5).collect();
     let text = match kind % 4 {
         0 => rng.pick(words).clone(),
@@ -175,125 +173,4 @@ fn query(rng: &mut Rng, kind: usize, words: &[String]) -> SearchQuery {
     let text = if kind == 7 { String::new() } else { text };
     let owner_id = (kind >= 4).then(|| owner(rng.below(OWNERS)));
     SearchQuery { text, owner_id, limit: 20, ..SearchQuery::default() }
-}
-
-fn env_count(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
-}
-
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1_000.0
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-async fn build(dir: &std::path::Path, count: u64) {
-    let index = TantivyIndex::open_with(dir, WriterConfig { threads: 2, memory_bytes: 256 << 20 }).expect("open");
-    let mut rng = Rng(0x5EED);
-    let batch = 10_000;
-    let started = Instant::now();
-    let mut n = 0;
-    while n < count {
-        let docs: Vec<LeaseDocument> = (n..(n + batch).min(count)).map(|i| lease(&mut rng, i, count)).collect();
-        index.upsert(&docs).await.expect("upsert");
-        n += docs.len() as u64;
-    }
-    let elapsed = started.elapsed();
-    println!(
-        "indexed {count} leases in {:.2} s: {:.0} leases/s (batches of {batch}, one commit each, 2 writer threads)",
-        elapsed.as_secs_f64(),
-        count as f64 / elapsed.as_secs_f64()
-    );
-}
-
-/// The indexer's steady state on the host's default writer: small batches, one commit each.
-async fn small_upserts(index: &TantivyIndex, count: u64) {
-    let mut rng = Rng(0xBA7C4);
-    let mut latencies = Vec::new();
-    for round in 0..20 {
-        let docs: Vec<LeaseDocument> = (0..100).map(|i| lease(&mut rng, (round * 100 + i) % count, count)).collect();
-        let started = Instant::now();
-        index.upsert(&docs).await.expect("upsert");
-        latencies.push(started.elapsed());
-    }
-    latencies.sort();
-    println!(
-        "upsert of 100 existing leases (replace, commit with fsync, reload), 20 rounds: p50 {:.1} ms, max {:.1} ms",
-        millis(percentile(&latencies, 50.0)),
-        millis(percentile(&latencies, 100.0))
-    );
-}
-
-async fn measure(index: &TantivyIndex, queries: u64) {
-    let words = vocabulary();
-    let mut rng = Rng(0xC0FFEE);
-    for kind in 0..KINDS.len() {
-        for _ in 0..25 {
-            index.search(&query(&mut rng, kind, &words)).await.expect("warm-up");
-        }
-    }
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); KINDS.len()];
-    let mut hits = vec![0u64; KINDS.len()];
-    let mut slowest = Vec::with_capacity(queries as usize);
-    for n in 0..queries {
-        let kind = (n % KINDS.len() as u64) as usize;
-        let query = query(&mut rng, kind, &words);
-        let started = Instant::now();
-        let page = index.search(&query).await.expect("search");
-        let elapsed = started.elapsed();
-        samples[kind].push(elapsed);
-        hits[kind] += page.estimated_total;
-        slowest.push((elapsed, KINDS[kind], query.text));
-    }
-    slowest.sort_by_key(|(elapsed, _, _)| std::cmp::Reverse(*elapsed));
-    println!("\n{queries} queries, one at a time, limit 20 (latency in ms, spawn_blocking included):");
-    println!("{:<20} {:>6} {:>8} {:>8} {:>8} {:>8} {:>11}", "kind", "count", "p50", "p95", "p99", "max", "mean hits");
-    let mut all = Vec::new();
-    for (kind, mut durations) in samples.into_iter().enumerate() {
-        durations.sort();
-        let count = durations.len().max(1);
-        println!(
-            "{:<20} {:>6} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>11.1}",
-            KINDS[kind],
-            durations.len(),
-            millis(percentile(&durations, 50.0)),
-            millis(percentile(&durations, 95.0)),
-            millis(percentile(&durations, 99.0)),
-            millis(percentile(&durations, 100.0)),
-            hits[kind] as f64 / count as f64
-        );
-        all.extend(durations);
-    }
-    all.sort();
-    println!(
-        "{:<20} {:>6} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
-        "all",
-        all.len(),
-        millis(percentile(&all, 50.0)),
-        millis(percentile(&all, 95.0)),
-        millis(percentile(&all, 99.0)),
-        millis(percentile(&all, 100.0))
-    );
-    println!("slowest:");
-    for (elapsed, kind, text) in slowest.iter().take(8) {
-        println!("  {:>8.3} ms  {kind:<20} {text:?}", millis(*elapsed));
-    }
-}
-
-fn main() {
-    // `cargo bench` passes `--bench`; a filter argument has nothing to select here.
-    let leases = env_count("SEARCH_BENCH_LEASES", 100_000).max(1);
-    let queries = env_count("SEARCH_BENCH_QUERIES", 3_000).max(KINDS.len() as u64);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let dir = tempfile::tempdir().expect("temp dir");
-    runtime.block_on(async {
-        build(dir.path(), leases).await;
-        // Reopened as a restarted host would, with its default writer.
-        let index = TantivyIndex::open(dir.path()).expect("reopen");
-        small_upserts(&index, leases).await;
-        measure(&index, queries).await;
-    });
 }
