@@ -106,13 +106,13 @@ pub(crate) struct StrLen(usize);
 impl StrLen {
     fn measure(cx: &LiftContext<'_>, len: u32) -> Self {
         const UTF16_TAG: u32 = 1 << 31;
-        let len = len as usize;
-        Self(match cx.options().string_encoding {
-            StringEncoding::Utf8 => len,
-            StringEncoding::Utf16 => len.saturating_mul(3),
-            StringEncoding::CompactUtf16 if len as u32 & UTF16_TAG != 0 => ((len as u32 ^ UTF16_TAG) as usize) * 3,
-            StringEncoding::CompactUtf16 => len * 2,
-        })
+        let (units, per_unit) = match cx.options().string_encoding {
+            StringEncoding::Utf8 => (len, 1),
+            StringEncoding::Utf16 => (len, 3),
+            StringEncoding::CompactUtf16 if len & UTF16_TAG != 0 => (len ^ UTF16_TAG, 3),
+            StringEncoding::CompactUtf16 => (len, 2),
+        };
+        Self(units as usize * per_unit)
     }
 }
 
