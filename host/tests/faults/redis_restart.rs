@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::audit::audit;
+use crate::support::audit::{audit, stream_entries};
 use crate::support::consumers::Consumers;
 use crate::support::load::{PaymentStream, attempts, first_success_after};
 use crate::support::one_at_a_time;
@@ -23,6 +23,12 @@ async fn redis_restart_without_persistence_loses_and_doubles_no_event() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // Act: Redis dies and comes back empty.
+    let pool = sqlx::PgPool::connect(&database.url).await.expect("connect");
+    let published_before: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT event_id FROM event_outbox WHERE published_at IS NOT NULL")
+            .fetch_all(&pool)
+            .await
+            .expect("published events");
     redis.kill();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     redis.start_again().await;
@@ -48,7 +54,18 @@ async fn redis_restart_without_persistence_loses_and_doubles_no_event() {
     )
     .await;
     findings.row.recovery_ms = recovery.as_millis() as u64;
+    // The relay sent again what the empty stream lost (the groups applied those once, above).
+    let stream = stream_entries(&redis.url(), &stack.namespace).await;
+    let resent = published_before.iter().filter(|id| stream.contains_key(&id.to_string())).count();
+    assert!(!published_before.is_empty(), "nothing was published before Redis died");
+    assert_eq!(
+        resent,
+        published_before.len(),
+        "events published before the restart missing from the new stream\n{log}"
+    );
+    println!("Redis back empty: {resent} events published before were sent again");
     consumers.stop().await;
+    pool.close().await;
     findings.write_and_check(&log);
     drop(stack);
 }

@@ -18,6 +18,8 @@ use crate::served::Api;
 pub struct Attempt {
     pub at: Instant,
     pub status: u16,
+    /// From sending to the answer (or the failure).
+    pub took: Duration,
 }
 
 /// One idempotency key and what became of it.
@@ -27,6 +29,9 @@ pub struct KeyOutcome {
     /// The last status (201, 202, 402: an answer; 0, 409, 5xx: none before the client gave up).
     pub status: u16,
     pub payment_id: Option<String>,
+    /// The payment's status in the answer's body (`succeeded`, or `pending` when its outcome
+    /// is left to reconciliation).
+    pub payment_status: Option<String>,
     pub attempts: Vec<Attempt>,
 }
 
@@ -63,15 +68,18 @@ async fn client(api: Api, payer: Payer, give_up_at: Arc<Mutex<Option<Instant>>>)
         let key = format!("faults-{}", uuid::Uuid::new_v4().simple());
         let body = json!({"lease_id": payer.customer.lease_id, "amount": 1000, "currency": "EUR",
                           "provider": "stripe", "payment_method": "pm_card_visa"});
-        let mut outcome = KeyOutcome { key: key.clone(), status: 0, payment_id: None, attempts: Vec::new() };
+        let mut outcome =
+            KeyOutcome { key: key.clone(), status: 0, payment_id: None, payment_status: None, attempts: Vec::new() };
         loop {
+            let sent = Instant::now();
             let answer = api.send("POST", "/api/v1/payments", &token, Some(body.clone()), Some(&key)).await;
             let at = Instant::now();
             let status = answer.as_ref().map_or(0, |(s, _)| *s);
-            outcome.attempts.push(Attempt { at, status });
+            outcome.attempts.push(Attempt { at, status, took: at - sent });
             outcome.status = status;
             if let Ok((201 | 202 | 402, body)) = &answer {
                 outcome.payment_id = body["id"].as_str().map(str::to_owned);
+                outcome.payment_status = body["status"].as_str().map(str::to_owned);
                 break;
             }
             if matches!(status, 400 | 403 | 404 | 422) {
@@ -102,4 +110,9 @@ pub fn attempts(outcomes: &[KeyOutcome]) -> Vec<Attempt> {
 /// How long after `since` the first payment was answered 201 (`None`: none was).
 pub fn first_success_after(outcomes: &[KeyOutcome], since: Instant) -> Option<Duration> {
     attempts(outcomes).into_iter().find(|a| a.status == 201 && a.at >= since).map(|a| a.at - since)
+}
+
+/// The slowest attempt: its status and how long it took.
+pub fn slowest(outcomes: &[KeyOutcome]) -> Option<(u16, Duration)> {
+    attempts(outcomes).into_iter().max_by_key(|a| a.took).map(|a| (a.status, a.took))
 }
