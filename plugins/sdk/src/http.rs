@@ -3,13 +3,22 @@
 //! The host sends the request only when its scheme, host and port are among those the plugin's
 //! manifest requests and the operator granted; anything else comes back as [`Error::Denied`].
 //!
-//! ```ignore
+//! ```
+//! # use lessor_plugin_sdk::testing::{self, Harness};
+//! # let harness = Harness::new().secret("api_key", "sk_test_1").respond(
+//! #     lessor_plugin_sdk::http::Method::Post, "https://api.acme.test/*", testing::json(200, "{}"));
+//! # harness.run(|| -> Result<(), lessor_plugin_sdk::ProviderError> {
 //! use lessor_plugin_sdk::http::Request;
+//! let key = lessor_plugin_sdk::require_secret("api_key")?;
 //! let response = Request::post("https://api.acme.test/v1/charges")
 //!     .bearer_auth(key.expose())
 //!     .form(&[("amount", "1200"), ("currency", "eur")])
-//!     .send()?;            // `?` turns an `http::Error` into a `ProviderError`
-//! let body = response.error_for_status()?.text()?;
+//!     .send()?             // `?` turns an `http::Error` into a `ProviderError`
+//!     .error_for_status()?; // 5xx and 429: provider-unavailable
+//! let body = response.text()?;
+//! # assert_eq!(body, "{}");
+//! # Ok(())
+//! # }).unwrap();
 //! ```
 
 use crate::ProviderError;
@@ -82,7 +91,7 @@ impl Request {
     }
 
     pub fn send(self) -> Result<Response, Error> {
-        host::fetch(&self.0)
+        crate::host::fetch(&self.0)
     }
 }
 

@@ -1,25 +1,83 @@
-//! Write a Lessor payment provider as a WebAssembly component.
+//! Write a Lessor payment provider as a WebAssembly component, and test it without a host.
 //!
 //! Implement [`Provider`] on a type and register it with [`export_provider!`]; that is the whole
 //! contract. The generated WIT bindings stay private: plugin code sees the domain types re-exported
 //! here, the typed host capabilities ([`http`], [`config`], [`secret`], [`log`](mod@log), [`now`])
-//! and nothing else.
+//! and nothing else. Build the crate as a `cdylib` for `wasm32-wasip2` to get the component.
 //!
-//! ```ignore
+//! A minimal provider that charges through an HTTP API:
+//!
+//! ```
+//! use lessor_plugin_sdk::http::Request;
 //! use lessor_plugin_sdk::{Capabilities, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
 //!
 //! struct Acme;
 //!
 //! impl Provider for Acme {
 //!     fn info() -> ProviderInfo {
-//!         ProviderInfo::new("acme", env!("CARGO_PKG_VERSION"), &["EUR"], Capabilities::empty())
+//!         ProviderInfo::new("acme", "0.1.0", &["EUR"], Capabilities::empty())
 //!     }
+//!
 //!     fn process(request: PaymentRequest) -> Result<PaymentOutcome, ProviderError> {
-//!         Ok(PaymentOutcome::succeeded(format!("acme-{}", request.payment_id)))
+//!         let key = lessor_plugin_sdk::require_secret("api_key")?;
+//!         let response = Request::post("https://api.acme.test/charges")
+//!             .bearer_auth(key.expose())
+//!             .idempotency_key(&request.idempotency_key) // a retried call must never charge twice
+//!             .form(&[("amount", &request.amount.amount.to_string())])
+//!             .send()? // network trouble: provider-unavailable
+//!             .error_for_status()?;
+//!         Ok(PaymentOutcome::succeeded(response.text()?))
 //!     }
 //! }
 //!
 //! lessor_plugin_sdk::export_provider!(Acme);
+//! # fn main() {
+//! # use lessor_plugin_sdk::http::Method;
+//! # use lessor_plugin_sdk::testing::{self, Harness};
+//! # let harness = Harness::new()
+//! #     .secret("api_key", "sk_test_1")
+//! #     .respond(Method::Post, "https://api.acme.test/charges", testing::response(201, &[], "ch_1"));
+//! # let outcome = harness.process::<Acme>(testing::payment_request(1200, "EUR", "tok_visa"));
+//! # assert_eq!(outcome, Ok(PaymentOutcome::succeeded("ch_1")));
+//! # }
+//! ```
+//!
+//! Its test, a plain `#[test]` run by `cargo test` on the machine's own target: the
+//! [`testing::Harness`] answers `fetch`, `config`, `secret`, `now` and `log` in place of the host.
+//!
+//! ```
+//! # use lessor_plugin_sdk::http::Request;
+//! # use lessor_plugin_sdk::{Capabilities, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
+//! # struct Acme;
+//! # impl Provider for Acme {
+//! #     fn info() -> ProviderInfo { ProviderInfo::new("acme", "0.1.0", &["EUR"], Capabilities::empty()) }
+//! #     fn process(request: PaymentRequest) -> Result<PaymentOutcome, ProviderError> {
+//! #         let key = lessor_plugin_sdk::require_secret("api_key")?;
+//! #         let response = Request::post("https://api.acme.test/charges").bearer_auth(key.expose())
+//! #             .idempotency_key(&request.idempotency_key).form(&[("amount", &request.amount.amount.to_string())])
+//! #             .send()?.error_for_status()?;
+//! #         Ok(PaymentOutcome::succeeded(response.text()?))
+//! #     }
+//! # }
+//! use lessor_plugin_sdk::http::Method;
+//! use lessor_plugin_sdk::testing::{self, Harness};
+//!
+//! # fn main() {
+//! // #[test]
+//! // fn a_charge_is_sent_once_with_the_key_and_succeeds() {
+//! let harness = Harness::new()
+//!     .secret("api_key", "sk_test_1")
+//!     .respond(Method::Post, "https://api.acme.test/charges", testing::response(201, &[], "ch_1"));
+//!
+//! let outcome = harness.process::<Acme>(testing::payment_request(1200, "EUR", "tok_visa"));
+//!
+//! assert_eq!(outcome, Ok(PaymentOutcome::succeeded("ch_1")));
+//! let sent = harness.only_request();
+//! assert_eq!(sent.header("authorization"), Some("Bearer sk_test_1"));
+//! assert_eq!(sent.header("idempotency-key"), Some("idem-9b2f6c1e"));
+//! assert_eq!(sent.form_field("amount").as_deref(), Some("1200"));
+//! // }
+//! # }
 //! ```
 //!
 //! Every call runs in a fresh sandbox: nothing survives from one call to the next, there is no
@@ -27,14 +85,16 @@
 //! manifest declares and the operator granted.
 
 mod domain;
+mod host;
 pub mod http;
 pub mod log;
 #[cfg(target_os = "wasi")]
 mod sandbox;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
 use __private::bindings;
 use bindings::exports::lessor::payments::provider::Guest;
-use bindings::lessor::payments::host;
 
 pub use bindings::lessor::payments::types::{
     Capabilities, EventKind, FieldError, Money, PaymentOutcome, PaymentRequest, PaymentStatus, ProviderError,
@@ -99,16 +159,20 @@ pub fn now() -> u64 {
 }
 
 /// Registers `$provider` (a type implementing [`Provider`]) as this component's export.
-/// Use it once, in the plugin crate's `lib.rs`.
+/// Use it once, in the plugin crate's `lib.rs`. Compiled natively (for tests) it exports nothing
+/// and only checks that `$provider` implements [`Provider`]: run it with [`testing::Harness`].
 #[macro_export]
 macro_rules! export_provider {
     ($provider:ty) => {
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             type __LessorPluginExport = $crate::__private::Export<$provider>;
             $crate::__export_payment_provider_impl!(
                 __LessorPluginExport with_types_in $crate::__private::bindings
             );
         };
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn() -> $crate::ProviderInfo = <$provider as $crate::Provider>::info;
     };
 }
 
@@ -118,9 +182,11 @@ pub mod __private {
     /// The generated WIT bindings: plugin code uses the re-exports at the crate root instead.
     pub mod bindings {
         wit_bindgen::generate!({
-            path: "../../wit/lessor-payments@0.1.0",
+            path: "wit/lessor-payments@0.1.0",
             world: "payment-provider",
             pub_export_macro: true,
+            // So tests can compare outcomes, errors and events with `assert_eq!`.
+            additional_derives: [PartialEq, Eq],
             default_bindings_module: "lessor_plugin_sdk::__private::bindings",
         });
     }

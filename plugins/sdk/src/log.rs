@@ -1,19 +1,22 @@
 //! Structured logging through the host, which tags every line with the plugin's name and version.
 //!
-//! ```ignore
+//! ```
+//! # let harness = lessor_plugin_sdk::testing::Harness::new();
+//! # harness.run(|| {
+//! # let (payment_id, decline_code) = ("pay-1", "insufficient_funds");
 //! use lessor_plugin_sdk::log;
-//! log::info!("charging {}", request.payment_id);
+//! log::info!("charging {}", payment_id);
 //! log::warn!(code = decline_code, attempt = 2; "card declined");
+//! # });
+//! # assert_eq!(harness.logs()[1].field("code"), Some("insufficient_funds"));
 //! ```
 
-use crate::bindings::lessor::payments::host;
-
-pub use host::LogLevel as Level;
+pub use crate::bindings::lessor::payments::host::LogLevel as Level;
 
 /// Writes one log line with `fields` (key, value) attached.
 pub fn write(level: Level, message: &str, fields: &[(&str, String)]) {
     let fields: Vec<(String, String)> = fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
-    host::log(level, message, &fields);
+    crate::host::log(level, message, &fields);
 }
 
 #[doc(hidden)]
@@ -61,7 +64,7 @@ pub(crate) fn install_panic_hook() {
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "panic with a non-string payload".to_owned());
             let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
-            host::log(
+            crate::host::log(
                 Level::Error,
                 &message,
                 &[(PANIC_FIELD.to_owned(), "true".to_owned()), ("location".to_owned(), location)],
