@@ -197,7 +197,9 @@ impl Provider for Stripe {
                     }
                 };
                 let reason_code = match kind {
-                    EventKind::RefundFailed => Some(refund.failure_reason.clone().unwrap_or_else(|| refund.status.clone())),
+                    EventKind::RefundFailed => {
+                        Some(refund.failure_reason.clone().unwrap_or_else(|| refund.status.clone()))
+                    }
                     _ => None,
                 };
                 WebhookEvent {
@@ -404,3 +406,6 @@ fn status_name(status: PaymentStatus) -> &'static str {
 }
 
 lessor_plugin_sdk::export_provider!(Stripe);
+
+#[cfg(test)]
+mod tests;
