@@ -358,3 +358,6 @@ fn to_json(value: &impl serde::Serialize) -> String {
 }
 
 lessor_plugin_sdk::export_provider!(Bank);
+
+#[cfg(test)]
+mod tests;
