@@ -29,6 +29,7 @@ pub mod signature;
 pub mod store;
 #[cfg(test)]
 mod testing;
+pub mod token_format;
 
 pub use archive::{MAX_CONTENT_BYTES, MAX_ENTRIES};
 pub use checker::{ComponentChecker, ComponentRefusal};
@@ -46,3 +47,4 @@ pub use signature::{
     KeyError, KeyId, PackageSignature, SignatureFileError, SignaturePolicy, SignatureRefusal, TrustedKey,
 };
 pub use store::{PackageStore, PackageStoreError};
+pub use token_format::{TokenFormat, TokenFormats};

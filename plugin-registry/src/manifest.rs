@@ -11,6 +11,9 @@
 //! secrets = ["api_key"]               # secret keys it reads
 //! digest = "sha256:…"                 # optional: the component's digest, pinned by the publisher
 //!
+//! [token-formats]                     # optional: what its tokens look like (see token_format.rs)
+//! card = "[0-9]{16}"
+//!
 //! [webhooks]                          # optional: what a webhook must have to be worth a sandbox
 //! signature-header = "stripe-signature"  # requests without it are refused before the plugin runs
 //! max-body-bytes = 65536                 # larger bodies are refused before the plugin runs
@@ -26,6 +29,7 @@ use serde::Deserialize;
 use crate::digest::Digest;
 use crate::names::{PluginName, ProviderId, Version};
 use crate::origin::OriginPattern;
+use crate::token_format::TokenFormats;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
@@ -39,6 +43,7 @@ pub struct Manifest {
     secrets: BTreeSet<String>,
     digest: Option<Digest>,
     webhooks: WebhookRules,
+    token_formats: TokenFormats,
 }
 
 /// What the host checks of a webhook before handing it to the plugin (`[webhooks]`).
@@ -76,6 +81,8 @@ struct RawManifest {
     secrets: Vec<String>,
     digest: Option<String>,
     webhooks: Option<RawWebhooks>,
+    #[serde(default, rename = "token-formats")]
+    token_formats: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,6 +126,9 @@ impl Manifest {
             .map(|d| d.parse().map_err(|_| invalid("digest", "must be sha256: followed by 64 lower-case hex digits")))
             .transpose()?;
         let webhooks = raw.webhooks.map(webhook_rules).transpose()?.unwrap_or_default();
+        let token_formats = TokenFormats::parse(raw.token_formats).map_err(|(kind, reason)| {
+            ManifestError::Invalid { key: "token-formats", reason: format!("`{kind}` {reason}") }
+        })?;
         Ok(Self {
             name,
             version,
@@ -130,6 +140,7 @@ impl Manifest {
             secrets,
             digest,
             webhooks,
+            token_formats,
         })
     }
 
@@ -176,6 +187,11 @@ impl Manifest {
     /// What a webhook must have before the plugin is asked about it.
     pub fn webhooks(&self) -> &WebhookRules {
         &self.webhooks
+    }
+
+    /// What its tokens look like, by payment method kind (`[token-formats]`).
+    pub fn token_formats(&self) -> &TokenFormats {
+        &self.token_formats
     }
 
     /// `name@version`, how logs and errors name a plugin.
@@ -296,6 +312,16 @@ mod tests {
             Manifest::from_toml(&format!("{GOOD}\n[webhooks]\nsecret = \"x\"")),
             Err(ManifestError::Syntax(_))
         ));
+    }
+
+    #[test]
+    fn token_formats_are_optional_and_checked() {
+        assert!(Manifest::from_toml(GOOD).unwrap().token_formats().is_empty());
+        let m = Manifest::from_toml(&format!("{GOOD}\n[token-formats]\ncard = \"[0-9]{{16}}\"")).unwrap();
+        assert_eq!(m.token_formats().kind_of("4111111111111111"), Some("card"));
+        assert_eq!(key_of(&format!("{GOOD}\n[token-formats]\ncard = \"[0-9\"")), "token-formats");
+        let err = Manifest::from_toml(&format!("{GOOD}\n[token-formats]\n\"Card\" = \"x\"")).unwrap_err();
+        assert!(err.to_string().contains("`Card` is not a payment method kind"), "{err}");
     }
 
     #[test]

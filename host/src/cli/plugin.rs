@@ -266,6 +266,11 @@ async fn admit(
         let hosts: Vec<String> = manifest.hosts().iter().map(ToString::to_string).collect();
         println!("requests network access to: {}", hosts.join(", "));
     }
+    for (kind, pattern) in manifest.token_formats().iter() {
+        println!(
+            "declares {kind} tokens as `{pattern}`: such a payment_method is accepted even if it looks like a card number"
+        );
+    }
     if !grants.is_empty() {
         let extra: Vec<String> = grants.iter().map(ToString::to_string).collect();
         println!("also granted by you: {}", extra.join(", "));
@@ -427,6 +432,7 @@ fn record_detail_json(r: &PluginRecord) -> serde_json::Value {
         "grants": r.grants.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "config_keys": r.manifest.config(),
         "secret_keys": r.manifest.secrets(),
+        "token_formats": r.manifest.token_formats().iter().collect::<std::collections::BTreeMap<_, _>>(),
         "installed_at": r.installed_at,
         "activated_at": r.activated_at,
     });
@@ -449,6 +455,8 @@ fn print_detail(r: &PluginRecord) {
     println!("  granted      {}", list(r.grants.iter().map(ToString::to_string).collect()));
     println!("  config keys  {}", list(r.manifest.config().iter().cloned().collect()));
     println!("  secret keys  {}", list(r.manifest.secrets().iter().cloned().collect()));
+    let formats: Vec<String> = r.manifest.token_formats().iter().map(|(k, p)| format!("{k} = `{p}`")).collect();
+    println!("  token formats {}", list(formats));
     println!("  installed at {}", r.installed_at.to_rfc3339());
     if let Some(at) = r.activated_at {
         println!("  activated at {}", at.to_rfc3339());

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use lessor_auth::Principal;
 use lessor_payments::{
     Begin, CREATE_PAYMENT, Claim, Conflict, Fingerprint, IdempotencyError, IdempotencyKey, KeyedAnswer, KeyedRequest,
-    LeasePaymentMethod, NewPayment, NewRefund, Payment, PaymentCursor, PaymentError, REFUND_PAYMENT, Refund, Scope,
+    LeasePaymentMethod, NewRefund, Payment, PaymentCursor, PaymentError, REFUND_PAYMENT, Refund, Scope,
     ValidationError,
 };
 use serde::{Deserialize, Serialize};
@@ -402,7 +402,7 @@ async fn create_payment(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     // Refused before the key is touched: nothing of an invalid (or card-bearing) body is kept.
-    let new = NewPayment::parse(&body, Utc::now().date_naive()).map_err(validation)?;
+    let new = state.payments.parse_payment(&body, Utc::now().date_naive()).map_err(validation)?;
     let key = idempotency_key(&headers)?;
     let scope = Scope::user(p.user_id, CREATE_PAYMENT);
     let fingerprint = Fingerprint::of_json(&body);

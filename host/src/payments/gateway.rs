@@ -75,6 +75,10 @@ fn gateway_error(e: PluginCallError) -> GatewayError {
 
 #[async_trait]
 impl ProviderGateway for PluginGateway {
+    fn declares_token(&self, provider: &str, token: &str) -> bool {
+        self.providers.get(provider).is_ok_and(|plugin| plugin.token_formats().kind_of(token).is_some())
+    }
+
     async fn validate(&self, provider: &str, request: &PaymentRequest) -> Result<(), GatewayError> {
         self.plugin(provider)?.validate(wire_request(request)).await.map_err(gateway_error)
     }

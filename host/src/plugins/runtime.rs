@@ -165,7 +165,8 @@ impl PluginRuntime {
             elapsed_ms = started.elapsed().as_millis() as u64, "plugin loaded"
         );
         let webhooks = manifest.webhooks().clone();
-        Ok(LoadedPlugin { inner: Arc::new(LoadedInner { caller, info, wit, digest, cache, webhooks }) })
+        let token_formats = manifest.token_formats().clone();
+        Ok(LoadedPlugin { inner: Arc::new(LoadedInner { caller, info, wit, digest, cache, webhooks, token_formats }) })
     }
 }
 
@@ -198,6 +199,7 @@ struct LoadedInner {
     digest: Digest,
     cache: CacheOutcome,
     webhooks: lessor_plugin_registry::WebhookRules,
+    token_formats: lessor_plugin_registry::TokenFormats,
 }
 
 impl LoadedPlugin {
@@ -225,6 +227,11 @@ impl LoadedPlugin {
     /// What its manifest says a webhook must have before the plugin is asked.
     pub fn webhook_rules(&self) -> &lessor_plugin_registry::WebhookRules {
         &self.inner.webhooks
+    }
+
+    /// What its manifest says its tokens look like (`[token-formats]`).
+    pub fn token_formats(&self) -> &lessor_plugin_registry::TokenFormats {
+        &self.inner.token_formats
     }
 
     /// What the plugin's `info` said at load.

@@ -140,4 +140,62 @@ async fn look_alikes_are_accepted(backend: Backend) {
     assert_eq!(response.status(), 201, "{:?}", response.text().await);
 }
 
-crate::on_each_backend!(separated_card_numbers_are_refused_everywhere, look_alikes_are_accepted);
+/// A provider whose tokens are 16 digits (like Adyen's `storedPaymentMethodId`) declares it in
+/// its manifest (`[token-formats]`); such a token is accepted for that provider even when it
+/// passes Luhn, and refused in any other field and for any other provider.
+async fn a_declared_token_format_is_accepted_for_its_provider_only(backend: Backend) {
+    let env = env(backend).await;
+    // The echo plugin, packaged with a token format.
+    let dir = tempfile::tempdir().unwrap();
+    let source = crate::plugin_build::packages_dir().join("echo-v1");
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    let manifest = std::fs::read_to_string(dir.path().join("plugin.toml")).unwrap();
+    std::fs::write(dir.path().join("plugin.toml"), format!("{manifest}\n[token-formats]\ncard = \"[0-9]{{16}}\"\n"))
+        .unwrap();
+    let package = lessor_plugin_registry::Package::load(dir.path()).unwrap();
+    let checker = host::plugins::RuntimeChecker::new(env.app.state.providers.runtime().clone());
+    env.app.state.providers.registry().install(&package, &[], &checker).await.unwrap();
+    env.app.state.providers.refresh().await.unwrap();
+    let token = "4111111111111111"; // 16 digits, passes Luhn
+    let body = |provider: &str, method: &str| json!({"lease_id": env.lease_id, "amount": 1000, "currency": "EUR", "provider": provider, "payment_method": method});
+
+    let response = env.pay("declared", &body("echo", token)).await;
+    let status = response.status();
+    let payment: Value = response.json().await.unwrap();
+    assert_eq!((status.as_u16(), payment["status"].as_str()), (201, Some("succeeded")), "{payment:#}");
+    // Another provider declares no such format.
+    assert_card_refused(env.pay("other-provider", &body("stripe", token)).await, "payment_method", token).await;
+    // Not the declared format (grouped digits): refused as a card number.
+    let grouped = "4111 1111 1111 1111";
+    assert_card_refused(env.pay("grouped", &body("echo", grouped)).await, "payment_method", grouped).await;
+    // The token is fine for echo, the same digits anywhere else in the request are not.
+    let mut elsewhere = body("echo", token);
+    elsewhere["note"] = json!(token);
+    assert_card_refused(env.pay("elsewhere", &elsewhere).await, "note", token).await;
+    let response = env
+        .app
+        .client
+        .post(env.app.url("/api/v1/payments"))
+        .bearer_auth(&env.customer)
+        .header("idempotency-key", token)
+        .json(&body("echo", token))
+        .send()
+        .await
+        .unwrap();
+    assert_card_refused(response, "Idempotency-Key", token).await;
+
+    // The lease's payment method: the same rule.
+    let ok = put_method(&env, &json!({"provider": "echo", "payment_method": token})).await;
+    assert_eq!(ok.status(), 200, "{:?}", ok.text().await);
+    let refused = put_method(&env, &json!({"provider": "bank", "payment_method": token})).await;
+    assert_card_refused(refused, "payment_method", token).await;
+}
+
+crate::on_each_backend!(
+    separated_card_numbers_are_refused_everywhere,
+    look_alikes_are_accepted,
+    a_declared_token_format_is_accepted_for_its_provider_only
+);

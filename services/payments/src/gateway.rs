@@ -173,4 +173,10 @@ pub trait ProviderGateway: Send + Sync {
     /// Refunds (part of) a payment. Called again with the same request when an earlier call's
     /// outcome is unknown.
     async fn refund(&self, provider: &str, request: &RefundRequest) -> Result<RefundOutcome, GatewayError>;
+    /// Whether `token` has a format `provider` declares for its tokens (its manifest's
+    /// `[token-formats]`): such a `payment_method` is accepted even when it looks like a card
+    /// number. No provider declares any by default.
+    fn declares_token(&self, _provider: &str, _token: &str) -> bool {
+        false
+    }
 }

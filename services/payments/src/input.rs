@@ -70,7 +70,28 @@ impl fmt::Display for ValidationError {
 
 /// Refuses `body` when any value in it looks like a card number (see [`crate::card`]).
 pub fn refuse_card_numbers(body: &Value) -> Result<(), ValidationError> {
-    let paths = find_card_numbers(body);
+    refuse_card_numbers_but_declared_tokens(body, &no_declared_tokens)
+}
+
+/// Whether a provider declares a token format that a token has: `(provider, token)`.
+pub type DeclaredTokens<'a> = dyn Fn(&str, &str) -> bool + Sync + 'a;
+
+/// No provider declares a token format.
+pub fn no_declared_tokens(_provider: &str, _token: &str) -> bool {
+    false
+}
+
+/// Like [`refuse_card_numbers`], except that a string `payment_method` the body's `provider`
+/// declares as one of its token formats is accepted; every other value is checked as ever.
+fn refuse_card_numbers_but_declared_tokens(body: &Value, declared: &DeclaredTokens<'_>) -> Result<(), ValidationError> {
+    let declared_token = || match (body.get("provider").and_then(Value::as_str), body.get("payment_method")) {
+        (Some(provider), Some(Value::String(token))) => declared(provider, token),
+        _ => false,
+    };
+    let mut paths = find_card_numbers(body);
+    if paths.iter().any(|p| p == "payment_method") && declared_token() {
+        paths.retain(|p| p != "payment_method");
+    }
     if paths.is_empty() {
         return Ok(());
     }
@@ -101,7 +122,17 @@ impl NewPayment {
     /// Parses a request body, reporting every invalid field rather than the first. Unknown
     /// fields are refused. `today` bounds a mandate's signature date.
     pub fn parse(body: &Value, today: NaiveDate) -> Result<Self, ValidationError> {
-        refuse_card_numbers(body)?;
+        Self::parse_with_tokens(body, today, &no_declared_tokens)
+    }
+
+    /// [`NewPayment::parse`], accepting a `payment_method` that `declared` says is a token of
+    /// the request's provider (see [`DeclaredTokens`]) even when it looks like a card number.
+    pub fn parse_with_tokens(
+        body: &Value,
+        today: NaiveDate,
+        declared: &DeclaredTokens<'_>,
+    ) -> Result<Self, ValidationError> {
+        refuse_card_numbers_but_declared_tokens(body, declared)?;
         let Value::Object(map) = body else {
             return Err(ValidationError::single("$", "must be a JSON object"));
         };
@@ -163,7 +194,17 @@ pub fn parse_lease_payment_method(
     body: &Value,
     today: NaiveDate,
 ) -> Result<(ProviderName, PaymentMethod), ValidationError> {
-    refuse_card_numbers(body)?;
+    parse_lease_payment_method_with_tokens(body, today, &no_declared_tokens)
+}
+
+/// [`parse_lease_payment_method`], accepting a provider's declared token format as
+/// [`NewPayment::parse_with_tokens`] does.
+pub fn parse_lease_payment_method_with_tokens(
+    body: &Value,
+    today: NaiveDate,
+    declared: &DeclaredTokens<'_>,
+) -> Result<(ProviderName, PaymentMethod), ValidationError> {
+    refuse_card_numbers_but_declared_tokens(body, declared)?;
     let Value::Object(map) = body else {
         return Err(ValidationError::single("$", "must be a JSON object"));
     };

@@ -65,8 +65,8 @@ pub use idempotency::{
     IdempotencyKeyError, IdempotencyStore, REFUND_PAYMENT, Released, Scope,
 };
 pub use input::{
-    CARD_NUMBER_REFUSED, MAX_PAYMENT_AMOUNT, NewPayment, NewRefund, ValidationError, parse_lease_payment_method,
-    refuse_card_numbers,
+    CARD_NUMBER_REFUSED, DeclaredTokens, MAX_PAYMENT_AMOUNT, NewPayment, NewRefund, ValidationError,
+    no_declared_tokens, parse_lease_payment_method, parse_lease_payment_method_with_tokens, refuse_card_numbers,
 };
 pub use lessor_leases::{Currency, FieldError, Viewer};
 pub use method::{PaymentMethod, ProviderName, ProviderNameError, SepaMandate};

@@ -4,7 +4,7 @@ use chrono::NaiveDate;
 use uuid::Uuid;
 
 use super::{PaymentError, PaymentService};
-use crate::input::parse_lease_payment_method;
+use crate::input::{NewPayment, ValidationError, parse_lease_payment_method_with_tokens};
 use crate::method::{PaymentMethod, ProviderName};
 use crate::record::LeasePaymentMethod;
 use lessor_leases::Viewer;
@@ -20,8 +20,15 @@ impl PaymentService {
         body: &serde_json::Value,
         today: NaiveDate,
     ) -> Result<LeasePaymentMethod, PaymentError> {
-        let (provider, method) = parse_lease_payment_method(body, today)?;
+        let declared = |provider: &str, token: &str| self.gateway.declares_token(provider, token);
+        let (provider, method) = parse_lease_payment_method_with_tokens(body, today, &declared)?;
         self.set_payment_method_parsed(viewer, lease_id, &provider, &method).await
+    }
+
+    /// Parses a payment request as [`NewPayment::parse`] does, accepting a token in a format
+    /// its provider declares (`[token-formats]`) even when it looks like a card number.
+    pub fn parse_payment(&self, body: &serde_json::Value, today: NaiveDate) -> Result<NewPayment, ValidationError> {
+        NewPayment::parse_with_tokens(body, today, &|provider, token| self.gateway.declares_token(provider, token))
     }
 
     pub async fn set_payment_method_parsed(
