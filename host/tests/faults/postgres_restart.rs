@@ -30,6 +30,7 @@ async fn postgres_restart_mid_stream_answers_503_and_recovers_within_5_s() {
     postgres.stop("immediate");
     let down = Instant::now();
     let mut ready_while_down = Vec::new();
+    tokio::time::sleep(Duration::from_millis(1100)).await; // `/ready` answers from a probe up to 1 s old
     while down.elapsed() < DOWN_FOR {
         tokio::time::sleep(Duration::from_millis(500)).await;
         ready_while_down.push(stack.host.ready().await.expect("/ready answers while the database is down"));
@@ -68,9 +69,7 @@ async fn postgres_restart_mid_stream_answers_503_and_recovers_within_5_s() {
     let first_payment = first_success_after(&outcomes, back).expect("payments succeed once PostgreSQL is back");
     let recovery = first_payment.max(ready_after);
     println!("PostgreSQL back: /ready 200 after {ready_after:?}, first payment 201 after {first_payment:?}");
-    let mut findings =
-        audit("PostgreSQL restart", &database.url, &redis, &stack.namespace, &stack.stripe, &outcomes, &[], &consumers)
-            .await;
+    let mut findings = audit("PostgreSQL restart", &database.url, &redis, &stack, &outcomes, &[], &consumers).await;
     findings.row.recovery_ms = recovery.as_millis() as u64;
     consumers.stop().await;
     remove_namespace(&redis, &stack.namespace).await;

@@ -42,17 +42,8 @@ async fn redis_restart_without_persistence_loses_and_doubles_no_event() {
         attempts(&outcomes).iter().filter(|a| a.status >= 500 && a.status != 503).map(|a| a.status).collect();
     assert!(errors.is_empty(), "answers other than 503 while Redis was down: {errors:?}\n{log}");
     let recovery = first_success_after(&outcomes, back).expect("payments succeed once Redis is back");
-    let mut findings = audit(
-        "Redis restart, no persistence",
-        &database.url,
-        &redis.url(),
-        &stack.namespace,
-        &stack.stripe,
-        &outcomes,
-        &[],
-        &consumers,
-    )
-    .await;
+    let mut findings =
+        audit("Redis restart, no persistence", &database.url, &redis.url(), &stack, &outcomes, &[], &consumers).await;
     findings.row.recovery_ms = recovery.as_millis() as u64;
     // The relay sent again what the empty stream lost (the groups applied those once, above).
     let stream = stream_entries(&redis.url(), &stack.namespace).await;

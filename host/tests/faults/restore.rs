@@ -50,17 +50,9 @@ async fn database_restored_from_a_dump_keeps_publishing_once() {
     assert!(after.iter().any(|o| o.status == 201), "no payment succeeded after the restore\n{log}");
     let recovery = first_success_after(&after, restarted).expect("payments succeed after the restore");
     let outcomes: Vec<_> = before.into_iter().chain(after).collect();
-    let mut findings = audit(
-        "database restored from a dump",
-        &database.url,
-        &redis,
-        &stack.namespace,
-        &stack.stripe,
-        &outcomes,
-        &rolled_back,
-        &consumers,
-    )
-    .await;
+    let mut findings =
+        audit("database restored from a dump", &database.url, &redis, &stack, &outcomes, &rolled_back, &consumers)
+            .await;
     findings.row.recovery_ms = recovery.as_millis() as u64;
     consumers.stop().await;
     remove_namespace(&redis, &stack.namespace).await;

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::consumers::Consumers;
 use super::load::KeyOutcome;
 use super::report::Row;
-use crate::peers::stripe::StripePeer;
+use super::stack::Stack;
 
 pub struct Findings {
     pub row: Row,
@@ -38,8 +38,7 @@ pub async fn audit(
     fault: &str,
     db_url: &str,
     redis_url: &str,
-    namespace: &str,
-    stripe: &StripePeer,
+    stack: &Stack,
     outcomes: &[KeyOutcome],
     forgotten: &[KeyOutcome],
     consumers: &Consumers,
@@ -69,21 +68,32 @@ pub async fn audit(
             .into_iter()
             .collect();
 
-    // Charges at the peer, by payment id.
+    // Charges at the peers (Stripe's PaymentIntents, the bank's collections), by payment id,
+    // and the provider idempotency keys each payment was sent under.
     let forgotten: HashSet<&str> = forgotten.iter().filter_map(|o| o.payment_id.as_deref()).collect();
     let mut charges: HashMap<String, Vec<String>> = HashMap::new();
-    for intent in stripe.payment_intents() {
-        let payment = intent.metadata.get("payment_id").cloned().unwrap_or_default();
-        if forgotten.contains(payment.as_str()) {
-            continue;
-        }
-        charges.entry(payment).or_default().push(intent.status);
-    }
     let mut keys_per_payment: HashMap<String, HashSet<String>> = HashMap::new();
-    for request in stripe.requests().iter().filter(|r| r.method == "POST" && r.path == "/v1/payment_intents") {
+    let intents = stack.stripe.payment_intents().into_iter();
+    let stripe_charges = intents.map(|i| (i.metadata.get("payment_id").cloned().unwrap_or_default(), i.status));
+    let collections = stack.bank.collections().into_iter();
+    let bank_charges = collections.map(|c| (payment_of_end_to_end_id(&c.end_to_end_id), c.status));
+    for (payment, status) in stripe_charges.chain(bank_charges) {
+        if !forgotten.contains(payment.as_str()) {
+            charges.entry(payment).or_default().push(status);
+        }
+    }
+    let (cards, debits) = (stack.stripe.payment_intents().len(), stack.bank.collections().len());
+    println!("{fault}: {cards} PaymentIntents at the Stripe peer, {debits} collections at the bank peer");
+    assert!(cards > 0 && debits > 0, "{fault}: the stream must pay through both providers");
+    for request in stack.stripe.requests().iter().filter(|r| r.method == "POST" && r.path == "/v1/payment_intents") {
         let payment = request.form().into_iter().find(|(k, _)| k == "metadata[payment_id]").map(|(_, v)| v);
         let key = request.header("idempotency-key").unwrap_or("").to_owned();
         keys_per_payment.entry(payment.unwrap_or_default()).or_default().insert(key);
+    }
+    for request in stack.bank.requests().iter().filter(|r| r.method == "POST" && r.path == "/v1/collections") {
+        let payment = payment_of_end_to_end_id(request.json()["end_to_end_id"].as_str().unwrap_or(""));
+        let key = request.header("idempotency-key").unwrap_or("").to_owned();
+        keys_per_payment.entry(payment).or_default().insert(key);
     }
 
     // Answered 201: the payment exists; one the answer called succeeded is succeeded and charged.
@@ -106,7 +116,11 @@ pub async fn audit(
     for (id, p) in &payments {
         let final_state = matches!(p.status.as_str(), "succeeded" | "failed");
         let reconciling = p.status == "pending" && p.reconcile_after.is_some() && !p.needs_attention;
-        if !final_state && !reconciling {
+        // A direct debit is `processing` until the bank reports it settled.
+        let settling = p.status == "processing"
+            && p.provider == "bank"
+            && charges.get(&id.to_string()).is_some_and(|c| c.iter().any(|s| s == "accepted"));
+        if !final_state && !reconciling && !settling {
             row.lost += 1;
             notes.push(format!("payment {id} is {} (reconcile_after {:?})", p.status, p.reconcile_after));
         }
@@ -160,7 +174,7 @@ pub async fn audit(
             notes.push(format!("payment {id} ({}) has {events} events", p.status));
         }
     }
-    for (event, entries) in stream_entries(redis_url, namespace).await {
+    for (event, entries) in stream_entries(redis_url, &stack.namespace).await {
         if entries > 1 {
             row.events_doubled += entries - 1;
             notes.push(format!("event {event} is in the stream {entries} times"));
@@ -187,12 +201,13 @@ pub async fn audit(
 
 struct Payment {
     status: String,
+    provider: String,
     reconcile_after: Option<i64>,
     needs_attention: bool,
 }
 
 async fn payments(pool: &PgPool) -> HashMap<Uuid, Payment> {
-    sqlx::query("SELECT id, status, reconcile_after, needs_attention FROM payments")
+    sqlx::query("SELECT id, status, provider, reconcile_after, needs_attention FROM payments")
         .fetch_all(pool)
         .await
         .expect("payments")
@@ -200,6 +215,7 @@ async fn payments(pool: &PgPool) -> HashMap<Uuid, Payment> {
         .map(|r| {
             let p = Payment {
                 status: r.get("status"),
+                provider: r.get("provider"),
                 reconcile_after: r.get("reconcile_after"),
                 needs_attention: r.get("needs_attention"),
             };
@@ -288,4 +304,9 @@ impl Findings {
         );
         self.row
     }
+}
+
+/// The payment id (hyphenated) of a bank collection: the plugin sends the UUID without hyphens.
+fn payment_of_end_to_end_id(end_to_end_id: &str) -> String {
+    end_to_end_id.parse::<Uuid>().map_or_else(|_| end_to_end_id.to_owned(), |id| id.to_string())
 }

@@ -67,7 +67,7 @@ async fn client(api: Api, payer: Payer, give_up_at: Arc<Mutex<Option<Instant>>>)
     while stopping().is_none() {
         let key = format!("faults-{}", uuid::Uuid::new_v4().simple());
         let body = json!({"lease_id": payer.customer.lease_id, "amount": 1000, "currency": "EUR",
-                          "provider": "stripe", "payment_method": "pm_card_visa"});
+                          "provider": payer.provider, "payment_method": payer.payment_method});
         let mut outcome =
             KeyOutcome { key: key.clone(), status: 0, payment_id: None, payment_status: None, attempts: Vec::new() };
         loop {
