@@ -1,6 +1,6 @@
 //! The five functions the host offers a plugin (`fetch`, `config`, `secret`, `log`, `now`), in
 //! one place. In a component (`wasm32`) they are the WIT imports; compiled natively they are
-//! answered by the [`testing`](crate::testing) harness the calling test set up. Everything else
+//! answered by the `testing` harness the calling test set up. Everything else
 //! in the SDK goes through here, so provider code runs unchanged in both.
 
 #[cfg(target_arch = "wasm32")]

@@ -42,8 +42,9 @@
 //! # }
 //! ```
 //!
-//! Its test, a plain `#[test]` run by `cargo test` on the machine's own target: the
-//! [`testing::Harness`] answers `fetch`, `config`, `secret`, `now` and `log` in place of the host.
+//! Its test, a plain `#[test]` run by `cargo test` on the machine's own target, where
+//! `testing::Harness` (not compiled for `wasm32`) answers `fetch`, `config`, `secret`, `now` and
+//! `log` in place of the host.
 //!
 //! ```
 //! # use lessor_plugin_sdk::http::Request;
@@ -160,7 +161,7 @@ pub fn now() -> u64 {
 
 /// Registers `$provider` (a type implementing [`Provider`]) as this component's export.
 /// Use it once, in the plugin crate's `lib.rs`. Compiled natively (for tests) it exports nothing
-/// and only checks that `$provider` implements [`Provider`]: run it with [`testing::Harness`].
+/// and only checks that `$provider` implements [`Provider`]: run it with `testing::Harness`.
 #[macro_export]
 macro_rules! export_provider {
     ($provider:ty) => {
