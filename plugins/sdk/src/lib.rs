@@ -128,6 +128,13 @@ pub trait Provider {
     }
 
     /// Verifies a webhook's signature and normalises it. `Ok(None)`: authentic but irrelevant.
+    ///
+    /// Refund events (`refund-succeeded`, `refund-failed`): when the event is about one refund,
+    /// put the provider's refund id (what [`Provider::refund`] answered as `provider-refund-id`) in
+    /// `provider-transaction-id` and that refund's amount in `amount`; when it is about the payment,
+    /// put the payment's transaction id and the payment's cumulative refunded amount. The host
+    /// matches a refund id first, then the payment, and applies only what it has not recorded yet,
+    /// so refund ids must never equal a transaction id (see `wit/README.md`, clarifications of 0.1.0).
     fn parse_webhook(request: WebhookRequest) -> Result<Option<WebhookEvent>, ProviderError> {
         let _ = request;
         Err(ProviderError::NotSupported)
