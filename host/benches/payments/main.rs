@@ -7,7 +7,8 @@
 //!   /api/v1/payments`, a unique Idempotency-Key per request, several customers), `-t2 -c8
 //!   --latency`; p50 and p99 are wrk's;
 //! - the baseline is pgbench (`-c 8 -j 2 -n -f bench/pgbench/payment.sql`: the SQL the host runs
-//!   for one payment) on the same PostgreSQL server, round for round with the host's rounds.
+//!   for one payment, prepared as the host's statements are: `-M prepared`) on the same
+//!   PostgreSQL server, round for round with the host's rounds.
 //!
 //! Configurations (`setups.rs`): (a) the Stripe plugin calling the local Stripe peer (running in
 //! this process: this process's CPU is reported as the peer's) on PostgreSQL + Redis; (b) the
@@ -94,7 +95,7 @@ async fn run() -> Result<(), Error> {
     let packages = build::packages_dir();
     println!(
         "payments: host {binary} as its own process; wrk -c{CONCURRENCY} ({} round(s) of {} s, interleaved with pgbench \
-         -c {CONCURRENCY} -j 2 -f {}); {CUSTOMERS} customers",
+         -c {CONCURRENCY} -j 2 -M prepared -f {}); {CUSTOMERS} customers",
         rounds,
         secs.as_secs(),
         pgbench::script().display()

@@ -32,12 +32,13 @@ impl Pgbench {
         Self { url: url.to_owned(), lease: lease.to_owned(), owner: owner.to_owned() }
     }
 
-    /// `pgbench -n -c <clients> -j <threads> -T <secs> -f bench/pgbench/payment.sql`; fails if
-    /// any transaction failed.
+    /// `pgbench -n -M prepared -c <clients> -j <min(2, clients)> -T <secs> -f
+    /// bench/pgbench/payment.sql`; fails if any transaction failed. Prepared, as the host's
+    /// statements are (sqlx prepares each once per connection).
     pub async fn run(&self, clients: usize, secs: Duration) -> Result<PgbenchRun, Error> {
         let threads = clients.min(2);
         let output = tokio::process::Command::new("pgbench")
-            .args(["-n", "-c", &clients.to_string(), "-j", &threads.to_string()])
+            .args(["-n", "-M", "prepared", "-c", &clients.to_string(), "-j", &threads.to_string()])
             .args(["-T", &secs.as_secs().max(1).to_string(), "-f"])
             .arg(script())
             .args(["-D", &format!("lease={}", self.lease), "-D", &format!("owner={}", self.owner), &self.url])
