@@ -26,6 +26,37 @@ pub(crate) struct PackageFiles {
     pub others: Vec<(String, Vec<u8>)>,
 }
 
+/// Writes `files` (name, content) at the root of a `.tar.gz` at `path`, through a temporary file
+/// renamed into place. Entries carry no owner or time, so the same files make the same archive.
+pub(crate) fn write_tar_gz(path: &Path, files: &[(&str, &[u8])]) -> std::io::Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("package"),
+        std::process::id()
+    ));
+    let written = (|| {
+        let file = std::fs::File::create(&tmp)?;
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::default()));
+        for (name, content) in files {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(content.len() as u64);
+            header.set_mode(0o644);
+            header.set_mtime(0);
+            header.set_entry_type(EntryType::Regular);
+            header.set_cksum();
+            builder.append_data(&mut header, name, *content)?;
+        }
+        builder.into_inner()?.finish()?.sync_all()
+    })();
+    match written.and_then(|()| std::fs::rename(&tmp, path)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
 /// At most this many bytes of tar stream (headers included, after decompression) are read.
 const MAX_STREAM_BYTES: u64 = MAX_CONTENT_BYTES + 4 * 1024 * 1024;
 

@@ -145,6 +145,18 @@ impl Package {
         Ok(Self { manifest, manifest_text, component, signature, manifest_digest, component_digest })
     }
 
+    /// Writes the package as a `.tar.gz` (`plugin.toml`, the component, `plugin.sig` when
+    /// signed, at the archive's root), atomically: a reader sees no archive or the whole one.
+    pub fn write_archive(&self, path: &Path) -> std::io::Result<()> {
+        let signature = self.signature.as_ref().map(PackageSignature::to_toml);
+        let mut files: Vec<(&str, &[u8])> =
+            vec![(MANIFEST_FILE, self.manifest_text.as_bytes()), (self.manifest.component(), &self.component)];
+        if let Some(signature) = &signature {
+            files.push((SIGNATURE_FILE, signature.as_bytes()));
+        }
+        crate::archive::write_tar_gz(path, &files)
+    }
+
     /// The same package with `signature` as its `plugin.sig`.
     pub fn with_signature(mut self, signature: PackageSignature) -> Self {
         self.signature = Some(signature);

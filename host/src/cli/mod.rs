@@ -1,6 +1,7 @@
 //! The command line: `host serve`, `host migrate`, `host user create`, `host auth rotate-key`,
 //! `host search reindex`, `host plugin …` (in [`plugin`]).
 
+mod authoring;
 pub mod plugin;
 
 use std::io::BufRead;

@@ -80,6 +80,12 @@ pub enum PluginCommand {
         #[arg(value_name = "ORIGIN", value_parser = parse_grant)]
         origin: OriginPattern,
     },
+    /// Authors: create a provider crate in a folder of its own (DIR/NAME), with a provider
+    /// skeleton and a unit test on the SDK's harness.
+    New(super::authoring::NewArgs),
+    /// Authors: build the crate for wasm32-wasip2 and write NAME-VERSION.tar.gz (version from
+    /// Cargo.toml, digest pinned, checked as an install would, signed with --sign).
+    Pack(super::authoring::PackArgs),
     /// Publishers: sign a package directory with your key (writes plugin.sig beside plugin.toml).
     Sign {
         dir: PathBuf,
@@ -122,6 +128,8 @@ pub fn run_without_config(command: &PluginCommand) -> Option<anyhow::Result<()>>
     match command {
         PluginCommand::Sign { dir, key } => Some(sign(dir, key)),
         PluginCommand::Keygen { id, out } => Some(keygen(id, out)),
+        PluginCommand::New(args) => Some(new_crate(args)),
+        PluginCommand::Pack(args) => Some(pack(args)),
         _ => None,
     }
 }
@@ -242,7 +250,9 @@ async fn manage(command: PluginCommand, config: &Config, registry: &Registry) ->
             }
             Ok(())
         }
-        PluginCommand::Sign { .. } | PluginCommand::Keygen { .. } => unreachable!("handled without a database"),
+        PluginCommand::Sign { .. } | PluginCommand::Keygen { .. } | PluginCommand::New(_) | PluginCommand::Pack(_) => {
+            unreachable!("handled without a database")
+        }
     }
 }
 
@@ -358,6 +368,24 @@ fn print_upgrade_changes(old: &PluginRecord, new: &PluginRecord) {
     } else {
         println!("  signer changed: {} -> {}", signer(old), signer(new));
     }
+}
+
+fn new_crate(args: &super::authoring::NewArgs) -> anyhow::Result<()> {
+    let root = super::authoring::scaffold(args)?;
+    println!("created {} (provider `{}`)", root.display(), args.name);
+    println!("next: cd {} && cargo test && host plugin pack .", root.display());
+    Ok(())
+}
+
+fn pack(args: &super::authoring::PackArgs) -> anyhow::Result<()> {
+    let (out, package) = super::authoring::pack(args)?;
+    let manifest = package.manifest();
+    println!("packed {} ({}), component {}", manifest.label(), manifest.wit(), package.component_digest());
+    if let Some(signature) = package.signature() {
+        println!("signed by key `{}`", signature.key_id());
+    }
+    println!("wrote {}", out.display());
+    Ok(())
 }
 
 fn sign(dir: &std::path::Path, key_file: &std::path::Path) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ mod helpers;
 mod attacks_auth;
 mod attacks_http;
 mod attacks_limits;
+mod authoring;
 mod auth;
 mod card_numbers;
 mod chain;

@@ -1,0 +1,9 @@
+//! `host plugin new` and `host plugin pack`: a provider written out of tree, from an empty
+//! folder to an installable (and signed) package, with no checkout of this repository.
+
+mod pack;
+mod scaffold;
+mod scaffold_files;
+
+pub use pack::{PackArgs, pack};
+pub use scaffold::{NewArgs, scaffold};
