@@ -11,7 +11,7 @@
 //! - **events lost**: a final payment without its event in the outbox, an outbox row never
 //!   published, an event some consumer group never applied.
 //! - **events doubled**: a payment with two events, an event id under two entries of the
-//!   stream, an event a group applied twice.
+//!   stream, an event a group applied twice (two effect rows, `consumers.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -180,7 +180,10 @@ pub async fn audit(
             notes.push(format!("event {event} is in the stream {entries} times"));
         }
     }
-    for (group, applied) in consumers.applied() {
+    let applied = consumers.applied().await;
+    for group in &consumers.groups {
+        let none = HashMap::new();
+        let applied = applied.get(group).unwrap_or(&none);
         for id in &expected {
             match applied.get(id).copied().unwrap_or(0) {
                 0 => {

@@ -1,35 +1,51 @@
-//! Consumer groups of the test's own on the host's event stream, run the way
-//! `services/events/README.md` prescribes a consumer: `lessor_events::RedisStreamBus` consumer
-//! groups (acknowledge after the handler, claim what a dead consumer left, recreate a group that
-//! vanished with Redis) deduplicating by event id in the host database's `event_handled`. Each
-//! group's handler counts how often it applied each event: more than once is a doubled event.
+//! Consumer groups of the test's own on the host's event stream, written the way
+//! `services/events/README.md` prescribes a consumer with exactly-once effects:
+//! `lessor_events::RedisStreamBus` consumer groups (acknowledge after the handler, claim what a
+//! dead consumer left, recreate a group that vanished with Redis), and a handler that writes its
+//! effect and marks the event handled (`mark_handled`, deduplicating by event id) in one
+//! transaction of the host's database. The effect is a row in `faults_consumer_effects`, which
+//! has no unique key: an event applied twice shows as two rows.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use lessor_events::{Event, EventHandler, HandlerError, PAYMENTS, RedisStreamBus, Subscription, run_consumer};
 use lessor_store::{DatabaseTarget, Db};
+use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-/// Applications per event id, for one group.
-type Applied = Arc<Mutex<HashMap<Uuid, u32>>>;
+const EFFECTS: &str = "CREATE TABLE IF NOT EXISTS faults_consumer_effects \
+     (group_name TEXT NOT NULL, event_id UUID NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())";
 
-struct Counting(Applied);
+struct Applying {
+    pool: PgPool,
+    group: String,
+}
 
 #[async_trait]
-impl EventHandler for Counting {
+impl EventHandler for Applying {
     async fn handle(&self, event: &Event) -> Result<(), HandlerError> {
-        *self.0.lock().expect("lock").entry(event.id).or_default() += 1;
-        Ok(())
+        let mut tx = self.pool.begin().await.map_err(HandlerError::new)?;
+        if !lessor_events::mark_handled(&mut *tx, &self.group, event.id).await.map_err(HandlerError::new)? {
+            return Ok(()); // applied before
+        }
+        sqlx::query("INSERT INTO faults_consumer_effects (group_name, event_id) VALUES ($1, $2)")
+            .bind(&self.group)
+            .bind(event.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(HandlerError::new)?;
+        tx.commit().await.map_err(HandlerError::new)
     }
 }
 
 pub struct Consumers {
-    groups: Vec<(String, Applied)>,
+    pub groups: Vec<String>,
+    pool: PgPool,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -39,11 +55,13 @@ impl Consumers {
     pub async fn start(db_url: &str, redis_url: &str, namespace: &str, groups: &[&str]) -> Self {
         let target = DatabaseTarget::Postgres(db_url.parse().expect("database URL"));
         let db = Db::connect(&target).await.expect("the consumers connect to the host's database");
+        let Db::Postgres(pool) = db.clone() else { unreachable!("a PostgreSQL target") };
+        sqlx::query(EFFECTS).execute(&pool).await.expect("create faults_consumer_effects");
         let bus = RedisStreamBus::new(&redis_url.parse().expect("Redis URL"), namespace, db).expect("Redis bus");
         let (stop, _) = watch::channel(false);
-        let mut this = Self { groups: Vec::new(), stop, tasks: Vec::new() };
+        let groups_owned = groups.iter().map(|g| (*g).to_owned()).collect();
+        let mut this = Self { groups: groups_owned, pool: pool.clone(), stop, tasks: Vec::new() };
         for group in groups {
-            let applied: Applied = Arc::default();
             let mut subscription = Subscription::new(PAYMENTS, group);
             subscription.block = Duration::from_millis(200);
             subscription.claim_idle = Duration::from_secs(5);
@@ -52,23 +70,36 @@ impl Consumers {
             let stop = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
-            let handler = Arc::new(Counting(applied.clone()));
+            let handler = Arc::new(Applying { pool: pool.clone(), group: (*group).to_owned() });
             this.tasks.push(tokio::spawn(run_consumer(consumer, handler, |_| {}, stop)));
-            this.groups.push(((*group).to_owned(), applied));
         }
         this
     }
 
-    /// Per group: events applied once, more than once, and the set applied.
-    pub fn applied(&self) -> Vec<(String, HashMap<Uuid, u32>)> {
-        self.groups.iter().map(|(g, a)| (g.clone(), a.lock().expect("lock").clone())).collect()
+    /// Per group: how many times each event was applied (effect rows).
+    pub async fn applied(&self) -> HashMap<String, HashMap<Uuid, u32>> {
+        let rows: Vec<(String, Uuid, i64)> = sqlx::query_as(
+            "SELECT group_name, event_id, count(*) FROM faults_consumer_effects GROUP BY group_name, event_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .unwrap_or_default();
+        let mut groups: HashMap<String, HashMap<Uuid, u32>> = HashMap::new();
+        for (group, event, n) in rows {
+            groups.entry(group).or_default().insert(event, n as u32);
+        }
+        groups
     }
 
     /// Waits until every group applied every event of `expected` (or `timeout`).
     pub async fn wait_for(&self, expected: &[Uuid], timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let done = self.applied().iter().all(|(_, applied)| expected.iter().all(|id| applied.contains_key(id)));
+            let applied = self.applied().await;
+            let done = self
+                .groups
+                .iter()
+                .all(|g| applied.get(g).is_some_and(|a| expected.iter().all(|id| a.contains_key(id))));
             if done || tokio::time::Instant::now() > deadline {
                 return;
             }
@@ -81,5 +112,6 @@ impl Consumers {
         for task in self.tasks {
             let _ = task.await;
         }
+        self.pool.close().await;
     }
 }
