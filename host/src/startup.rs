@@ -95,8 +95,8 @@ pub fn collection_policy(config: &Config) -> CollectionPolicy {
 pub async fn open_database(config: &Config, migrate: bool) -> anyhow::Result<Db> {
     let settings = PoolSettings {
         max_connections: config.database_max_connections,
+        acquire_timeout: config.database_acquire_timeout,
         timeouts: config.database_timeouts,
-        ..PoolSettings::default()
     };
     let db = Db::connect_with(&config.database, &settings).await?;
     if migrate {

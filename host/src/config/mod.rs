@@ -39,6 +39,7 @@ struct RawConfig {
     data_dir: PathBuf,
     database_url: Option<String>,
     database_max_connections: u32,
+    database_acquire_timeout_ms: u64,
     database_statement_timeout_ms: u64,
     database_lock_timeout_ms: u64,
     database_idle_in_transaction_timeout_ms: u64,
@@ -110,6 +111,7 @@ impl Default for RawConfig {
             data_dir: PathBuf::from("data"),
             database_url: None,
             database_max_connections: 16,
+            database_acquire_timeout_ms: 5_000,
             database_statement_timeout_ms: 30_000,
             database_lock_timeout_ms: 5_000,
             database_idle_in_transaction_timeout_ms: 60_000,
@@ -198,6 +200,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database: DatabaseTarget,
     pub database_max_connections: u32,
+    /// How long a request waits for a pooled connection (or for the database to accept a new
+    /// one) before it is answered 503: while the database is down, requests wait this long.
+    pub database_acquire_timeout: Duration,
     /// Statement, lock and idle-in-transaction timeouts (PostgreSQL), busy timeout (SQLite),
     /// and the statement timeout of migrations.
     pub database_timeouts: lessor_store::Timeouts,
@@ -390,6 +395,9 @@ impl Config {
             migration: ms_or_off("database_migration_timeout_ms", raw.database_migration_timeout_ms)?,
             busy: ms_or_off("database_busy_timeout_ms", raw.database_busy_timeout_ms)?.unwrap_or_default(),
         };
+        if !(100..=60_000).contains(&raw.database_acquire_timeout_ms) {
+            return Err(invalid("database_acquire_timeout_ms", "must be between 100 and 60000"));
+        }
         if raw.task_max_failures == 0 {
             return Err(invalid("task_max_failures", "must be at least 1"));
         }
@@ -476,6 +484,7 @@ impl Config {
             data_dir: raw.data_dir,
             database,
             database_max_connections: raw.database_max_connections,
+            database_acquire_timeout: Duration::from_millis(raw.database_acquire_timeout_ms),
             database_timeouts,
             tasks,
             redis,
@@ -559,6 +568,7 @@ mod tests {
             ("database_statement_timeout_ms", 1500),
             ("database_lock_timeout_ms", 0),
             ("database_busy_timeout_ms", 250),
+            ("database_acquire_timeout_ms", 800),
             ("task_max_failures", 4),
             ("task_failure_window_secs", 30),
         ])
@@ -569,6 +579,9 @@ mod tests {
         assert_eq!(t.idle_in_transaction, Some(Duration::from_secs(60)));
         assert_eq!(t.migration, None);
         assert_eq!(t.busy, Duration::from_millis(250));
+        assert_eq!(c.database_acquire_timeout, Duration::from_millis(800));
+        let err = numbers(&[("database_acquire_timeout_ms", 0)]).unwrap_err().to_string();
+        assert!(err.contains("LESSOR_DATABASE_ACQUIRE_TIMEOUT_MS"), "{err}");
         assert_eq!((c.tasks.max_failures, c.tasks.failure_window), (4, Duration::from_secs(30)));
         let err = numbers(&[("task_max_failures", 0)]).unwrap_err().to_string();
         assert!(err.contains("LESSOR_TASK_MAX_FAILURES"), "{err}");

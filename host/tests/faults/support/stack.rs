@@ -43,6 +43,16 @@ impl Stack {
     /// Migrates, creates the admin, installs the Stripe plugin, starts the host, creates
     /// `customers` customers with an active lease each.
     pub async fn start(db_url: &str, redis_url: &str, customers: usize) -> Result<Self, Error> {
+        Self::start_with(db_url, redis_url, customers, &[]).await
+    }
+
+    /// As [`Stack::start`], with more environment variables for the host.
+    pub async fn start_with(
+        db_url: &str,
+        redis_url: &str,
+        customers: usize,
+        env: &[(&str, &str)],
+    ) -> Result<Self, Error> {
         let stripe = StripePeer::start(STRIPE_KEY).await;
         let bank = BankPeer::start(BANK_CLIENT, BANK_SECRET).await;
         let namespace = format!("faults-{}", uuid::Uuid::new_v4().simple());
@@ -58,6 +68,9 @@ impl Stack {
         host.set("LESSOR_RECONCILE_INTERVAL_SECS", "1");
         host.set("LESSOR_DATABASE_MAX_CONNECTIONS", "8");
         host.set("LESSOR_LOG_LEVEL", "info,sqlx=warn");
+        for (key, value) in env {
+            host.set(key, *value);
+        }
         host.cli(&["migrate"])?;
         host.create_admin(ADMIN.0, ADMIN.1)?;
         host.install(&packages_dir().join("stripe"), &["--grant-host", &stripe.origin(), "--allow-private"])?;
