@@ -86,6 +86,9 @@ pub enum PluginCommand {
     /// Authors: build the crate for wasm32-wasip2 and write NAME-VERSION.tar.gz (version from
     /// Cargo.toml, digest pinned, checked as an install would, signed with --sign).
     Pack(super::authoring::PackArgs),
+    /// Authors: run one sandboxed call of a package (no database, no configuration), its HTTP
+    /// answered from canned files; prints every exchange and the outcome or the typed error.
+    Call(super::authoring::CallArgs),
     /// Publishers: sign a package directory with your key (writes plugin.sig beside plugin.toml).
     Sign {
         dir: PathBuf,
@@ -130,6 +133,7 @@ pub fn run_without_config(command: &PluginCommand) -> Option<anyhow::Result<()>>
         PluginCommand::Keygen { id, out } => Some(keygen(id, out)),
         PluginCommand::New(args) => Some(new_crate(args)),
         PluginCommand::Pack(args) => Some(pack(args)),
+        PluginCommand::Call(args) => Some(super::authoring::call(args)),
         _ => None,
     }
 }
@@ -250,7 +254,11 @@ async fn manage(command: PluginCommand, config: &Config, registry: &Registry) ->
             }
             Ok(())
         }
-        PluginCommand::Sign { .. } | PluginCommand::Keygen { .. } | PluginCommand::New(_) | PluginCommand::Pack(_) => {
+        PluginCommand::Sign { .. }
+        | PluginCommand::Keygen { .. }
+        | PluginCommand::New(_)
+        | PluginCommand::Pack(_)
+        | PluginCommand::Call(_) => {
             unreachable!("handled without a database")
         }
     }
