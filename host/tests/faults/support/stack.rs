@@ -3,6 +3,7 @@
 //! process, workers running (reconciliation every second), an admin and customers with active
 //! leases: the first pays by SEPA direct debit through the bank, the others by card at Stripe.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -66,6 +67,10 @@ impl Stack {
         host.set("LESSOR_PLUGINS__BANK__CLIENT_SECRET", BANK_SECRET);
         host.set("LESSOR_PLUGINS__BANK__WEBHOOK_SECRET", "bank-faults-webhook");
         host.set("LESSOR_RECONCILE_INTERVAL_SECS", "1");
+        // Compiling a component takes a debug build of wasmtime tens of seconds: the hosts of
+        // the suite share precompiled ones (keyed by digest and engine, see plugins/cache.rs).
+        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faults-plugin-cache");
+        host.set("LESSOR_PLUGIN_CACHE_DIR", cache.display().to_string());
         host.set("LESSOR_DATABASE_MAX_CONNECTIONS", "8");
         host.set("LESSOR_LOG_LEVEL", "info,sqlx=warn");
         for (key, value) in env {
