@@ -37,7 +37,7 @@ async fn kill_9_mid_stream_then_restart_loses_and_doubles_nothing() {
     // Requests cut off by the kill hold their keys for the lock (2 minutes): 409 until then,
     // their payments pending for reconciliation (the audit checks them).
     let unanswered = outcomes.iter().filter(|o| !matches!(o.status, 201 | 202 | 402)).count();
-    println!("kill -9: {cut} requests cut off, {unanswered} keys still in flight (409) when the clients stopped");
+    println!("kill -9: {cut} requests cut off, {unanswered} keys left in flight (409, locked for 2 minutes)");
     let recovery = first_success_after(&outcomes, restarted).expect("payments succeed after the restart");
     let mut findings = audit("kill -9 of the host", &database.url, &redis, &stack, &outcomes, &[], &consumers).await;
     findings.row.recovery_ms = recovery.as_millis() as u64;

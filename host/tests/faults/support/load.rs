@@ -2,7 +2,9 @@
 //! `POST /api/v1/payments` one after another, each with an Idempotency-Key of its own. Like a
 //! real client, a request without an answer (connection refused or cut, 5xx, 409 in flight) is
 //! sent again with the same key and body until it gets one; a 401 (its session gone with Redis)
-//! logs in again first. Every attempt is recorded with its time and status.
+//! logs in again first. A key still 409 after a few seconds (its request was cut off by a kill
+//! and the key stays locked) is given up, unanswered, and the client goes on with a new one.
+//! Every attempt is recorded with its time and status.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,6 +36,9 @@ pub struct KeyOutcome {
     pub payment_status: Option<String>,
     pub attempts: Vec<Attempt>,
 }
+
+/// How long a client retries a key answered 409 (in flight) before it gives that key up.
+const IN_FLIGHT_PATIENCE: Duration = Duration::from_secs(3);
 
 pub struct PaymentStream {
     /// Set when the stream should stop: no new keys; the key in hand is retried until then.
@@ -70,6 +75,7 @@ async fn client(api: Api, payer: Payer, give_up_at: Arc<Mutex<Option<Instant>>>)
                           "provider": payer.provider, "payment_method": payer.payment_method});
         let mut outcome =
             KeyOutcome { key: key.clone(), status: 0, payment_id: None, payment_status: None, attempts: Vec::new() };
+        let started = Instant::now();
         loop {
             let sent = Instant::now();
             let answer = api.send("POST", "/api/v1/payments", &token, Some(body.clone()), Some(&key)).await;
@@ -84,6 +90,9 @@ async fn client(api: Api, payer: Payer, give_up_at: Arc<Mutex<Option<Instant>>>)
             }
             if matches!(status, 400 | 403 | 404 | 422) {
                 break; // a refusal: nothing to retry (the audit reports it)
+            }
+            if status == 409 && started.elapsed() > IN_FLIGHT_PATIENCE {
+                break; // its request was cut off (kill -9): the key stays locked; go on with another
             }
             if status == 401
                 && let Ok(fresh) = relogin(&api, &payer).await
