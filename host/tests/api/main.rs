@@ -7,6 +7,7 @@ mod attacks_auth;
 mod attacks_http;
 mod attacks_limits;
 mod authoring;
+mod authoring_call;
 mod auth;
 mod card_numbers;
 mod chain;
