@@ -277,3 +277,45 @@ fn an_archive_package_runs_and_retrieve_says_it_needs_wit_0_2_0() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("retrieve needs a lessor:payments@0.2.0 component"), "{}", stderr(&out));
 }
+
+#[test]
+fn config_is_handed_to_the_plugin_and_only_respond_origins_beyond_the_manifest_are_granted() {
+    let files = Files::new();
+    payment_request(&files, json!({}));
+    files.write(
+        "intent.http",
+        "200\n\n{\"id\": \"pi_sb\", \"amount\": 1999, \"currency\": \"eur\", \"status\": \"processing\"}",
+    );
+    let secret = format!("secret_key={SECRET_KEY}");
+    let call = |extra: &[&str]| {
+        let mut args = vec!["process", "--request", "payment.json", "--secret", &secret, "--json"];
+        args.extend_from_slice(extra);
+        files.call(&package("stripe"), &args)
+    };
+
+    // api_base points at a sandbox origin; its --respond grants that origin for the call.
+    let out = call(&[
+        "--config",
+        "api_base=https://stripe.sandbox.test/",
+        "--respond",
+        "POST https://stripe.sandbox.test/v1/payment_intents=intent.http",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = parsed(&out);
+    assert_eq!(v["exchanges"][0]["url"], "https://stripe.sandbox.test/v1/payment_intents");
+    assert_eq!(v["outcome"]["status"], "processing");
+
+    // Without a route there, the origin is neither in the manifest nor granted: refused before
+    // any transport, as host serve refuses it.
+    let out = call(&["--config", "api_base=https://stripe.sandbox.test"]);
+    assert!(!out.status.success());
+    let v = parsed(&out);
+    assert_eq!(v["error"]["type"], "egress_denied", "{v}");
+    assert_eq!(v["error"]["denied"], "https://stripe.sandbox.test:443 was not granted");
+    assert_eq!(v["exchanges"], json!([]));
+
+    // A key the manifest does not declare is refused, naming it.
+    let out = call(&["--config", "region=eu"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("config key `region` is not declared in its manifest"), "{}", stderr(&out));
+}

@@ -63,8 +63,11 @@ pub struct CallArgs {
     #[arg(long, value_name = "FILE")]
     pub request: PathBuf,
     /// A config value handed to the plugin (the key must be declared in its manifest). Repeatable.
-    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = input::key_value)]
-    pub config: Vec<(String, String)>,
+    /// (It takes the place of the global `--config PATH`: this command reads no configuration.)
+    // The id is the global's, so clap lets this command have its own `--config`; the value's
+    // type is the global's too (clap reads it back for `Cli`), and it is split at `=` in `call`.
+    #[arg(long = "config", id = "config", value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
+    pub config: Vec<PathBuf>,
     /// A secret handed to the plugin (declared in its manifest); masked wherever it is printed.
     #[arg(long = "secret", value_name = "KEY=VALUE", value_parser = secret_arg)]
     pub secrets: Vec<SecretArg>,
@@ -103,7 +106,14 @@ pub fn call(args: &CallArgs) -> anyhow::Result<()> {
     let transport = Arc::new(CannedTransport::new(routes));
     let runtime = PluginRuntime::with_transport(RuntimeConfig::default(), transport.clone())
         .context("starting the plugin runtime")?;
-    let config = args.config.iter().cloned().collect();
+    let config = args
+        .config
+        .iter()
+        .map(|pair| {
+            input::key_value(&pair.to_string_lossy())
+                .map_err(|e| anyhow::anyhow!("--config: {e} (this command reads no configuration file)"))
+        })
+        .collect::<anyhow::Result<_>>()?;
     let secrets = args.secrets.iter().map(|SecretArg(k, v)| (k.clone(), SecretString::from(v.clone()))).collect();
     let plugin = runtime
         .load(manifest, package.component(), grants, config, secrets)
