@@ -37,7 +37,7 @@ pub struct KeyOutcome {
     pub attempts: Vec<Attempt>,
 }
 
-/// How long a client retries a key answered 409 (in flight) before it gives that key up.
+/// How long a client retries a key answered 409 (in flight) in a row before it gives it up.
 const IN_FLIGHT_PATIENCE: Duration = Duration::from_secs(3);
 
 pub struct PaymentStream {
@@ -75,7 +75,7 @@ async fn client(api: Api, payer: Payer, give_up_at: Arc<Mutex<Option<Instant>>>)
                           "provider": payer.provider, "payment_method": payer.payment_method});
         let mut outcome =
             KeyOutcome { key: key.clone(), status: 0, payment_id: None, payment_status: None, attempts: Vec::new() };
-        let started = Instant::now();
+        let mut in_flight_since: Option<Instant> = None;
         loop {
             let sent = Instant::now();
             let answer = api.send("POST", "/api/v1/payments", &token, Some(body.clone()), Some(&key)).await;
@@ -91,8 +91,13 @@ async fn client(api: Api, payer: Payer, give_up_at: Arc<Mutex<Option<Instant>>>)
             if matches!(status, 400 | 403 | 404 | 422) {
                 break; // a refusal: nothing to retry (the audit reports it)
             }
-            if status == 409 && started.elapsed() > IN_FLIGHT_PATIENCE {
-                break; // its request was cut off (kill -9): the key stays locked; go on with another
+            if status == 409 {
+                let since = *in_flight_since.get_or_insert(at);
+                if at - since > IN_FLIGHT_PATIENCE {
+                    break; // its request was cut off (kill -9): the key stays locked; go on with another
+                }
+            } else {
+                in_flight_since = None;
             }
             if status == 401
                 && let Ok(fresh) = relogin(&api, &payer).await
