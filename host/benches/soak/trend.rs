@@ -1,9 +1,11 @@
 //! Whether a sampled series grows: the least-squares slope over the run's second half, against
-//! the median of its first half (what the process settled at).
+//! the median of its first half (what the process settled at), confirmed by the second half's
+//! median (a burst at the end of the run steepens the slope but does not move the median).
 
 /// One series' verdict.
 pub struct Trend {
     pub first_half_median: f64,
+    pub second_half_median: f64,
     /// Least-squares slope over the second half, per minute.
     pub slope_per_min: f64,
     /// What that slope adds over the second half's span.
@@ -16,19 +18,21 @@ pub fn trend(samples: &[(f64, f64)]) -> Trend {
     let middle = samples.len() / 2;
     let (first, second) = samples.split_at(middle);
     let first_half_median = median(&first.iter().map(|(_, v)| *v).collect::<Vec<_>>());
+    let second_half_median = median(&second.iter().map(|(_, v)| *v).collect::<Vec<_>>());
     let slope = slope(second);
     let span = match (second.first(), second.last()) {
         (Some((a, _)), Some((b, _))) => b - a,
         _ => 0.0,
     };
-    Trend { first_half_median, slope_per_min: slope * 60.0, second_half_growth: slope * span }
+    Trend { first_half_median, second_half_median, slope_per_min: slope * 60.0, second_half_growth: slope * span }
 }
 
 impl Trend {
     /// Grows when the second half's trend adds more than `absolute` and more than `relative`
-    /// of the first half's median.
+    /// of the first half's median, and the second half's median is above the first's by as much.
     pub fn grows(&self, absolute: f64, relative: f64) -> bool {
-        self.second_half_growth > absolute.max(relative * self.first_half_median)
+        let tolerance = absolute.max(relative * self.first_half_median);
+        self.second_half_growth > tolerance && self.second_half_median - self.first_half_median > tolerance
     }
 }
 
