@@ -15,15 +15,17 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use build::{map, package};
-use host::plugins::types::{
-    EventKind, Money, PaymentRequest, PaymentStatus, ProviderError, RefundRequest, RefundStatus, WebhookRequest,
-};
 use host::plugins::{
     CacheOutcome, Grants, Limits, LoadError, LoadedPlugin, Manifest, Origin, PluginCallError, PluginRuntime,
-    RuntimeConfig, SandboxFailure,
+    ProviderError, RuntimeConfig, SandboxFailure,
+};
+use lessor_payments::{
+    Currency, PaymentRequest, ProviderEventKind, ProviderPaymentStatus, ProviderRefundStatus, RefundRequest,
+    WebhookRequest,
 };
 use peer::Peer;
 use secrecy::SecretString;
+use uuid::Uuid;
 
 const MEMORY_CAP: usize = 32 << 20;
 
@@ -79,12 +81,25 @@ fn load_well_behaved(peer: &Peer, api_key: &str) -> LoadedPlugin {
         .expect("load well-behaved")
 }
 
+/// A UUID named by `name` (the same on every call), so a test can say which payment it means.
+fn pid(name: &str) -> Uuid {
+    let hash = name.bytes().fold(0x6c62_272e_07bb_0142_62b8_2175_6295_c58d_u128, |h, b| {
+        (h ^ u128::from(b)).wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b)
+    });
+    Uuid::from_u128(hash)
+}
+
+fn eur() -> Currency {
+    Currency::parse("EUR").expect("EUR")
+}
+
 fn payment(id: &str, amount: i64) -> PaymentRequest {
     PaymentRequest {
-        payment_id: id.into(),
-        lease_id: "lease-1".into(),
-        installment_id: Some("inst-3".into()),
-        amount: Money { amount, currency: "EUR".into() },
+        payment_id: pid(id),
+        lease_id: pid("lease-1"),
+        installment_id: Some(pid("inst-3")),
+        amount,
+        currency: eur(),
         payment_method: "tok_visa".into(),
         idempotency_key: format!("idem-{id}"),
         metadata: vec![("source".into(), "test".into())],
@@ -110,8 +125,8 @@ async fn well_behaved_still_succeeds(id: &str) {
     let peer = Peer::start().await;
     let plugin = load_well_behaved(&peer, "sk_after");
     let outcome = plugin.process(payment(id, 1200)).await.expect("well-behaved call after a hostile one");
-    assert_eq!(outcome.status, PaymentStatus::Succeeded);
-    assert_eq!(outcome.provider_transaction_id, format!("ch_{id}"));
+    assert_eq!(outcome.status, ProviderPaymentStatus::Succeeded);
+    assert_eq!(outcome.provider_tx_id, format!("ch_{}", pid(id)));
 }
 
 // ---- hostile plugins ----
@@ -152,7 +167,9 @@ async fn deep_recursion_overflows_the_stack() {
 async fn a_panic_is_reported_with_its_message() {
     let plugin = load_plain("panic");
     match sandbox_failure(plugin.process(payment("p-42", 100)).await) {
-        SandboxFailure::Panic { message } => assert_eq!(message, "card vault exploded for payment p-42"),
+        SandboxFailure::Panic { message } => {
+            assert_eq!(message, format!("card vault exploded for payment {}", pid("p-42")))
+        }
         other => panic!("expected Panic, got {other:?}"),
     }
     assert_eq!(runtime().metrics().calls("panic", "0.1.0", "process", "sandbox"), 1);
@@ -261,12 +278,12 @@ async fn well_behaved_charges_through_its_granted_peer() {
     let peer = Peer::start().await;
     let plugin = load_well_behaved(&peer, "sk_live_a");
     assert_eq!(plugin.provider_info().id, "well-behaved");
-    assert!(plugin.provider_info().currencies.contains(&"SEK".to_owned()));
+    assert!(plugin.provider_info().capabilities.currencies.contains(&"SEK".to_owned()));
 
     plugin.validate(payment("v1", 500)).await.expect("valid");
     let outcome = plugin.process(payment("pay-1", 1200)).await.expect("charge");
-    assert_eq!(outcome.status, PaymentStatus::Succeeded);
-    assert_eq!(outcome.provider_transaction_id, "ch_pay-1");
+    assert_eq!(outcome.status, ProviderPaymentStatus::Succeeded);
+    assert_eq!(outcome.provider_tx_id, format!("ch_{}", pid("pay-1")));
 
     let hits = peer.hits();
     assert_eq!(hits.len(), 1);
@@ -281,7 +298,7 @@ async fn well_behaved_charges_through_its_granted_peer() {
         ProviderError::Declined("insufficient funds".into())
     );
     let mut bad = payment("pay-3", 100);
-    bad.amount.currency = "JPY".into();
+    bad.currency = Currency::parse("JPY").expect("JPY");
     assert_eq!(
         provider_error(plugin.validate(bad).await),
         ProviderError::InvalidRequest { field: "amount.currency".into(), reason: "not supported".into() }
@@ -294,26 +311,29 @@ async fn well_behaved_refunds_and_verifies_webhooks() {
     let peer = Peer::start().await;
     let plugin = load_well_behaved(&peer, "sk_refunds");
     let refund = RefundRequest {
-        refund_id: "r-1".into(),
-        payment_id: "pay-1".into(),
-        provider_transaction_id: "ch_pay-1".into(),
-        amount: Money { amount: 500, currency: "EUR".into() },
+        refund_id: pid("r-1"),
+        payment_id: pid("pay-1"),
+        provider_tx_id: "ch_pay-1".into(),
+        amount: 500,
+        currency: eur(),
         reason: None,
         idempotency_key: "idem-r-1".into(),
     };
     let outcome = plugin.refund(refund).await.expect("refund");
-    assert_eq!((outcome.status, outcome.provider_refund_id.as_str()), (RefundStatus::Succeeded, "re_1"));
+    assert_eq!((outcome.status, outcome.provider_refund_id.as_str()), (ProviderRefundStatus::Succeeded, "re_1"));
 
     let webhook = |signature: &str, body: &str| WebhookRequest {
         headers: vec![("X-Signature".into(), signature.into()), ("content-type".into(), "text/plain".into())],
         body: body.as_bytes().to_vec(),
         received_at: 1_700_000_000_000,
     };
-    let event = plugin.parse_webhook(webhook("whsec_test", "evt_1;charge.succeeded;ch_pay-1")).await.expect("webhook");
-    let event = event.expect("a relevant event");
-    assert_eq!((event.event_id.as_str(), event.kind), ("evt_1", EventKind::PaymentSucceeded));
+    let batch = plugin.parse_webhook(webhook("whsec_test", "evt_1;charge.succeeded;ch_pay-1")).await.expect("webhook");
+    let [event] = &batch.events[..] else { panic!("one event: {batch:?}") };
+    assert_eq!((event.event_id.as_str(), event.kind), ("evt_1", ProviderEventKind::PaymentSucceeded));
     assert_eq!(event.occurred_at, Some(1_700_000_000_000));
-    assert_eq!(plugin.parse_webhook(webhook("whsec_test", "evt_2;customer.updated;x")).await, Ok(None));
+    assert_eq!(batch.reply, None, "a 0.1.0 plugin leaves the answer to the host");
+    let ignored = plugin.parse_webhook(webhook("whsec_test", "evt_2;customer.updated;x")).await.expect("webhook");
+    assert!(ignored.events.is_empty(), "{ignored:?}");
     assert_eq!(
         provider_error(plugin.parse_webhook(webhook("forged", "evt_3;charge.succeeded;ch_x")).await),
         ProviderError::SignatureInvalid
@@ -339,8 +359,7 @@ async fn config_and_secrets_reach_only_their_plugin() {
         request.metadata = vec![(what.into(), key.into())];
         request
     };
-    let seen =
-        |r: Result<host::plugins::types::PaymentOutcome, PluginCallError>| r.expect("probe").provider_transaction_id;
+    let seen = |r: Result<lessor_payments::PaymentOutcome, PluginCallError>| r.expect("probe").provider_tx_id;
     assert_eq!(seen(a.process(probe("probe-secret", "api_key")).await), "probe-secret api_key: visible");
     assert_eq!(seen(a.process(probe("probe-config", "target_url")).await), "probe-config target_url: absent");
 
@@ -457,13 +476,14 @@ async fn a_second_load_uses_the_precompiled_component() {
 #[tokio::test]
 async fn defaults_and_input_caps() {
     let plugin = load_plain("minimal");
-    assert_eq!(plugin.process(payment("m-1", 1)).await.expect("process").provider_transaction_id, "m-1");
+    assert_eq!(plugin.process(payment("m-1", 1)).await.expect("process").provider_tx_id, pid("m-1").to_string());
     plugin.validate(payment("m-2", 1)).await.expect("validate defaults to accepting");
     let refund = RefundRequest {
-        refund_id: "r".into(),
-        payment_id: "p".into(),
-        provider_transaction_id: "t".into(),
-        amount: Money { amount: 1, currency: "EUR".into() },
+        refund_id: pid("r"),
+        payment_id: pid("p"),
+        provider_tx_id: "t".into(),
+        amount: 1,
+        currency: eur(),
         reason: None,
         idempotency_key: "k".into(),
     };
@@ -482,7 +502,7 @@ async fn calls_run_side_by_side_in_separate_instances() {
         tokio::spawn(async move { plugin.process(payment(&format!("c-{i}"), 1)).await })
     });
     for (i, call) in calls.enumerate() {
-        assert_eq!(call.await.expect("join").expect("call").provider_transaction_id, format!("c-{i}"));
+        assert_eq!(call.await.expect("join").expect("call").provider_tx_id, pid(&format!("c-{i}")).to_string());
     }
 }
 
@@ -499,6 +519,6 @@ fn plugin_calls_do_not_wait_for_the_shared_blocking_pool() {
         release.send(()).unwrap();
         hog.await.unwrap();
         let outcome = call.expect("the plugin call waited for tokio's blocking pool").expect("call");
-        assert_eq!(outcome.provider_transaction_id, "beside-a-busy-pool");
+        assert_eq!(outcome.provider_tx_id, pid("beside-a-busy-pool").to_string());
     });
 }

@@ -14,18 +14,19 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use build::{map, package};
-use host::plugins::types::{
-    EventKind, Money, PaymentOutcome, PaymentRequest, PaymentStatus, ProviderError, RefundRequest, RefundStatus,
-    WebhookEvent, WebhookRequest,
-};
 use host::plugins::{
-    Grants, Limits, LoadedPlugin, Origin, PluginCallError, PluginRuntime, RuntimeConfig, SandboxFailure,
+    Grants, Limits, LoadedPlugin, Origin, PluginCallError, PluginRuntime, ProviderError, RuntimeConfig, SandboxFailure,
+};
+use lessor_payments::{
+    Currency, EventAmount, NormalizedEvent, PaymentOutcome, PaymentRequest, ProviderEventKind, ProviderPaymentStatus,
+    ProviderRefundStatus, RefundRequest, WebhookBatch, WebhookRequest,
 };
 use peers::bank::{self, BankPeer};
 use peers::stripe::{self as stripe_peer, StripePeer};
 use peers::{Fault, hex, hmac_sha256, unix_now};
 use secrecy::SecretString;
 use serde_json::json;
+use uuid::Uuid;
 
 const STRIPE_KEY: &str = "sk_test_peer_51Hx";
 const STRIPE_WHSEC: &str = "whsec_test_peer";
@@ -83,6 +84,23 @@ fn load_bank(peer: &BankPeer, client_secret: &str) -> LoadedPlugin {
     )
 }
 
+/// The UUID `name` is, or one named by it (the same on every call): which payment a test means.
+fn pid(name: &str) -> Uuid {
+    name.parse().unwrap_or_else(|_| {
+        Uuid::from_u128(name.bytes().fold(0x6c62_272e_07bb_0142_62b8_2175_6295_c58d_u128, |h, b| {
+            (h ^ u128::from(b)).wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b)
+        }))
+    })
+}
+
+fn cur(code: &str) -> Currency {
+    Currency::parse(code).expect("currency")
+}
+
+fn eur_amount(amount: i64) -> Option<EventAmount> {
+    Some(EventAmount { amount, currency: "EUR".into() })
+}
+
 fn provider_error<T: std::fmt::Debug>(result: Result<T, PluginCallError>) -> ProviderError {
     match result {
         Err(PluginCallError::Provider(e)) => e,
@@ -112,10 +130,11 @@ fn assert_unavailable<T: std::fmt::Debug>(result: Result<T, PluginCallError>, wh
 
 fn card_payment(id: &str, amount: i64, payment_method: &str) -> PaymentRequest {
     PaymentRequest {
-        payment_id: id.into(),
-        lease_id: "lease-7".into(),
-        installment_id: Some("inst-3".into()),
-        amount: Money { amount, currency: "EUR".into() },
+        payment_id: pid(id),
+        lease_id: pid("lease-7"),
+        installment_id: Some(pid("inst-3")),
+        amount,
+        currency: cur("EUR"),
         payment_method: payment_method.into(),
         idempotency_key: format!("idem-{id}"),
         metadata: vec![("channel".into(), "portal".into())],
@@ -124,10 +143,11 @@ fn card_payment(id: &str, amount: i64, payment_method: &str) -> PaymentRequest {
 
 fn stripe_refund(id: &str, intent: &str, amount: i64, reason: Option<&str>) -> RefundRequest {
     RefundRequest {
-        refund_id: id.into(),
-        payment_id: "pay-refunded".into(),
-        provider_transaction_id: intent.into(),
-        amount: Money { amount, currency: "EUR".into() },
+        refund_id: pid(id),
+        payment_id: pid("pay-refunded"),
+        provider_tx_id: intent.into(),
+        amount,
+        currency: cur("EUR"),
         reason: reason.map(str::to_owned),
         idempotency_key: format!("idem-{id}"),
     }
@@ -138,12 +158,12 @@ async fn stripe_card_payment_succeeds_with_the_documented_request() {
     let peer = StripePeer::start(STRIPE_KEY).await;
     let plugin = load_stripe(&peer);
     assert_eq!(plugin.provider_info().id, "stripe");
-    assert!(plugin.provider_info().currencies.contains(&"EUR".to_owned()));
+    assert!(plugin.provider_info().capabilities.currencies.contains(&"EUR".to_owned()));
 
     let outcome = plugin.process(card_payment("pay-1", 1299, "pm_card_visa")).await.expect("charge");
-    assert_eq!(outcome.status, PaymentStatus::Succeeded);
+    assert_eq!(outcome.status, ProviderPaymentStatus::Succeeded);
     let intent = &peer.payment_intents()[0];
-    assert_eq!(outcome.provider_transaction_id, intent.id);
+    assert_eq!(outcome.provider_tx_id, intent.id);
     assert!(intent.id.starts_with("pi_"), "{}", intent.id);
     assert_eq!((outcome.decline_code, outcome.next_action_url), (None, None));
 
@@ -157,22 +177,24 @@ async fn stripe_card_payment_succeeds_with_the_documented_request() {
     assert!(request.header("stripe-version").is_some_and(|v| v.len() == 10), "a pinned API version");
     let mut form = request.form();
     form.sort();
+    let (installment, lease, payment) =
+        (pid("inst-3").to_string(), pid("lease-7").to_string(), pid("pay-1").to_string());
     let expected = [
         ("amount", "1299"),
         ("confirm", "true"),
         ("currency", "eur"),
         ("metadata[channel]", "portal"),
-        ("metadata[installment_id]", "inst-3"),
-        ("metadata[lease_id]", "lease-7"),
-        ("metadata[payment_id]", "pay-1"),
+        ("metadata[installment_id]", installment.as_str()),
+        ("metadata[lease_id]", lease.as_str()),
+        ("metadata[payment_id]", payment.as_str()),
         ("payment_method", "pm_card_visa"),
         ("payment_method_types[]", "card"),
     ];
     let expected: Vec<(String, String)> = expected.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
     assert_eq!(form, expected);
     // Brackets travel percent-encoded, as a form encoder must send them.
-    assert!(request.text().contains("metadata%5Bpayment_id%5D=pay-1"), "{}", request.text());
-    assert_eq!(intent.metadata.get("lease_id").map(String::as_str), Some("lease-7"));
+    assert!(request.text().contains(&format!("metadata%5Bpayment_id%5D={payment}")), "{}", request.text());
+    assert_eq!(intent.metadata.get("lease_id"), Some(&lease));
     assert_eq!((intent.status.as_str(), intent.amount_received), ("succeeded", 1299));
 }
 
@@ -182,8 +204,8 @@ async fn stripe_without_an_installment_sends_no_installment_metadata() {
     let plugin = load_stripe(&peer);
     let mut request = card_payment("pay-no-inst", 500, "tok_visa");
     request.installment_id = None;
-    request.amount.currency = "GBP".into();
-    assert_eq!(plugin.process(request).await.expect("charge").status, PaymentStatus::Succeeded);
+    request.currency = cur("GBP");
+    assert_eq!(plugin.process(request).await.expect("charge").status, ProviderPaymentStatus::Succeeded);
     let form = peer.requests()[0].form();
     assert!(!form.iter().any(|(k, _)| k == "metadata[installment_id]"), "{form:?}");
     assert!(form.contains(&("currency".into(), "gbp".into())), "{form:?}");
@@ -196,22 +218,22 @@ async fn stripe_declined_cards_fail_with_the_decline_code() {
     let plugin = load_stripe(&peer);
 
     let outcome = plugin.process(card_payment("pay-declined", 1000, "pm_card_chargeDeclined")).await.expect("outcome");
-    assert_eq!(outcome.status, PaymentStatus::Failed);
+    assert_eq!(outcome.status, ProviderPaymentStatus::Failed);
     assert_eq!(outcome.decline_code.as_deref(), Some("generic_decline"));
     let declined = peer.payment_intents().into_iter().find(|pi| pi.payment_method == "pm_card_chargeDeclined");
-    assert_eq!(outcome.provider_transaction_id, declined.expect("the declined intent").id);
+    assert_eq!(outcome.provider_tx_id, declined.expect("the declined intent").id);
 
     let outcome = plugin
         .process(card_payment("pay-poor", 1000, "pm_card_chargeDeclinedInsufficientFunds"))
         .await
         .expect("outcome");
-    assert_eq!(outcome.status, PaymentStatus::Failed);
+    assert_eq!(outcome.status, ProviderPaymentStatus::Failed);
     assert_eq!(outcome.decline_code.as_deref(), Some("insufficient_funds"));
-    assert!(outcome.provider_transaction_id.starts_with("pi_"), "{outcome:?}");
+    assert!(outcome.provider_tx_id.starts_with("pi_"), "{outcome:?}");
 
     // A 200 whose intent fell back to requires_payment_method is a failure too.
     let outcome = plugin.process(card_payment("pay-dnh", 1000, "pm_requires_payment_method")).await.expect("outcome");
-    assert_eq!(outcome.status, PaymentStatus::Failed);
+    assert_eq!(outcome.status, ProviderPaymentStatus::Failed);
     assert_eq!(outcome.decline_code.as_deref(), Some("do_not_honor"));
 }
 
@@ -222,13 +244,13 @@ async fn stripe_three_d_secure_requires_action_and_async_methods_are_processing(
 
     let outcome =
         plugin.process(card_payment("pay-3ds", 2500, "pm_card_threeDSecure2Required")).await.expect("outcome");
-    assert_eq!(outcome.status, PaymentStatus::RequiresAction);
+    assert_eq!(outcome.status, ProviderPaymentStatus::RequiresAction);
     let url = outcome.next_action_url.expect("a redirect URL");
-    assert_eq!(url, format!("{}/3ds/{}", peer.origin(), outcome.provider_transaction_id));
+    assert_eq!(url, format!("{}/3ds/{}", peer.origin(), outcome.provider_tx_id));
 
     let outcome = plugin.process(card_payment("pay-slow-method", 2500, "pm_processing")).await.expect("outcome");
-    assert_eq!(outcome.status, PaymentStatus::Processing);
-    assert_eq!(peer.payment_intent(&outcome.provider_transaction_id).expect("intent").status, "processing");
+    assert_eq!(outcome.status, ProviderPaymentStatus::Processing);
+    assert_eq!(peer.payment_intent(&outcome.provider_tx_id).expect("intent").status, "processing");
 }
 
 #[tokio::test]
@@ -243,7 +265,7 @@ async fn stripe_validate_checks_token_amount_and_currency_without_calling_stripe
         assert_eq!(field, "payment-method", "{bad:?}");
     }
     let mut yen = card_payment("v-4", 100, "pm_card_visa");
-    yen.amount.currency = "JPY".into();
+    yen.currency = cur("JPY");
     assert_eq!(invalid_field(plugin.validate(yen).await).0, "amount.currency");
     assert_eq!(invalid_field(plugin.validate(card_payment("v-5", 0, "pm_card_visa")).await).0, "amount.amount");
     assert_eq!(invalid_field(plugin.process(card_payment("v-6", 100, "iban:DE89")).await).0, "payment-method");
@@ -264,7 +286,7 @@ async fn stripe_a_retry_with_the_same_key_charges_once() {
 
     // The same key with other parameters is refused, and charges nothing.
     let mut changed = request.clone();
-    changed.amount.amount = 4300;
+    changed.amount = 4300;
     assert_eq!(invalid_field(plugin.process(changed).await).0, "idempotency-key");
     assert_eq!(peer.charges_created(), 1);
 
@@ -272,7 +294,7 @@ async fn stripe_a_retry_with_the_same_key_charges_once() {
     let declined = card_payment("pay-retry-declined", 100, "pm_card_chargeDeclined");
     let a = plugin.process(declined.clone()).await.expect("declined");
     let b = plugin.process(declined).await.expect("declined again");
-    assert_eq!((a.status, &a.decline_code), (PaymentStatus::Failed, &Some("generic_decline".to_owned())));
+    assert_eq!((a.status, &a.decline_code), (ProviderPaymentStatus::Failed, &Some("generic_decline".to_owned())));
     assert_eq!(a, b);
     assert_eq!(peer.charges_created(), 2);
 }
@@ -282,11 +304,11 @@ async fn stripe_refunds_full_and_partial_but_never_more_than_captured() {
     let peer = StripePeer::start(STRIPE_KEY).await;
     let plugin = load_stripe(&peer);
     let paid = plugin.process(card_payment("pay-r", 1200, "pm_card_visa")).await.expect("charge");
-    let intent = paid.provider_transaction_id;
+    let intent = paid.provider_tx_id;
 
     let first =
         plugin.refund(stripe_refund("ref-1", &intent, 500, Some("requested_by_customer"))).await.expect("refund");
-    assert_eq!(first.status, RefundStatus::Succeeded);
+    assert_eq!(first.status, ProviderRefundStatus::Succeeded);
     assert!(first.provider_refund_id.starts_with("re_"), "{first:?}");
     let request = peer.requests().into_iter().find(|r| r.path == "/v1/refunds").expect("refund request");
     assert_eq!(request.header("authorization"), Some(format!("Bearer {STRIPE_KEY}").as_str()));
@@ -295,11 +317,11 @@ async fn stripe_refunds_full_and_partial_but_never_more_than_captured() {
     for pair in [("payment_intent", intent.as_str()), ("amount", "500"), ("reason", "requested_by_customer")] {
         assert!(form.contains(&(pair.0.into(), pair.1.into())), "{pair:?} in {form:?}");
     }
-    assert!(form.contains(&("metadata[refund_id]".into(), "ref-1".into())), "{form:?}");
+    assert!(form.contains(&("metadata[refund_id]".into(), pid("ref-1").to_string())), "{form:?}");
 
     // A reason Stripe has no enum value for travels as metadata.
     let second = plugin.refund(stripe_refund("ref-2", &intent, 700, Some("lease cancelled"))).await.expect("refund");
-    assert_eq!(second.status, RefundStatus::Succeeded);
+    assert_eq!(second.status, ProviderRefundStatus::Succeeded);
     let refunds = peer.refunds();
     assert_eq!(refunds[1].reason, None);
     assert_eq!(refunds[1].metadata.get("reason").map(String::as_str), Some("lease cancelled"));
@@ -312,11 +334,11 @@ async fn stripe_refunds_full_and_partial_but_never_more_than_captured() {
 
     // Over-refunding a fresh payment is refused naming the amount; a full refund then succeeds.
     let other = plugin.process(card_payment("pay-r2", 800, "pm_card_visa")).await.expect("charge");
-    let over = invalid_field(plugin.refund(stripe_refund("ref-4", &other.provider_transaction_id, 801, None)).await);
+    let over = invalid_field(plugin.refund(stripe_refund("ref-4", &other.provider_tx_id, 801, None)).await);
     assert_eq!(over.0, "amount.amount", "{over:?}");
-    let full = plugin.refund(stripe_refund("ref-5", &other.provider_transaction_id, 800, None)).await.expect("full");
-    assert_eq!(full.status, RefundStatus::Succeeded);
-    assert_eq!(peer.payment_intent(&other.provider_transaction_id).expect("intent").amount_refunded, 800);
+    let full = plugin.refund(stripe_refund("ref-5", &other.provider_tx_id, 800, None)).await.expect("full");
+    assert_eq!(full.status, ProviderRefundStatus::Succeeded);
+    assert_eq!(peer.payment_intent(&other.provider_tx_id).expect("intent").amount_refunded, 800);
 
     // A refund of something that is not a PaymentIntent never reaches Stripe.
     let before = peer.requests().len();
@@ -333,8 +355,15 @@ fn stripe_webhook(signature: Option<String>, body: &str, received_at_secs: i64) 
     WebhookRequest { headers, body: body.as_bytes().to_vec(), received_at: received_at_secs as u64 * 1000 + 250 }
 }
 
-fn event_of(result: Result<Option<WebhookEvent>, PluginCallError>) -> WebhookEvent {
-    result.expect("webhook accepted").expect("an event the host acts on")
+fn event_of(result: Result<WebhookBatch, PluginCallError>) -> NormalizedEvent {
+    let batch = result.expect("webhook accepted");
+    assert_eq!(batch.events.len(), 1, "one event the host acts on: {batch:?}");
+    batch.events.into_iter().next().unwrap()
+}
+
+/// Accepted, with no event the host acts on.
+fn no_event(result: Result<WebhookBatch, PluginCallError>) -> bool {
+    matches!(result, Ok(batch) if batch.events.is_empty())
 }
 
 #[tokio::test]
@@ -342,7 +371,7 @@ async fn stripe_webhooks_are_verified_and_normalised() {
     let peer = StripePeer::start(STRIPE_KEY).await;
     let plugin = load_stripe(&peer);
     let paid = plugin.process(card_payment("pay-w", 1500, "pm_card_visa")).await.expect("charge");
-    let intent = paid.provider_transaction_id.clone();
+    let intent = paid.provider_tx_id.clone();
     plugin.refund(stripe_refund("ref-w", &intent, 600, None)).await.expect("refund");
     let now = unix_now();
     let t = now - 20;
@@ -356,9 +385,9 @@ async fn stripe_webhooks_are_verified_and_normalised() {
     let sig = stripe_peer::sign_webhook(STRIPE_WHSEC, &body, t);
     let event = event_of(plugin.parse_webhook(stripe_webhook(Some(sig), &body, now)).await);
     assert_eq!(event.event_id, "evt_1");
-    assert_eq!(event.kind, EventKind::PaymentSucceeded);
-    assert_eq!(event.provider_transaction_id, intent);
-    assert_eq!(event.amount, Some(Money { amount: 1500, currency: "EUR".into() }));
+    assert_eq!(event.kind, ProviderEventKind::PaymentSucceeded);
+    assert_eq!(event.provider_tx_id, intent);
+    assert_eq!(event.amount, eur_amount(1500));
     assert_eq!(event.occurred_at, Some(t as u64 * 1000));
 
     let mut failed_intent = peer.payment_intent_object(&intent).unwrap();
@@ -369,16 +398,16 @@ async fn stripe_webhooks_are_verified_and_normalised() {
     let event = event_of(
         plugin.parse_webhook(stripe_webhook(Some(stripe_peer::sign_webhook(STRIPE_WHSEC, &body, t)), &body, now)).await,
     );
-    assert_eq!((event.kind, event.reason_code.as_deref()), (EventKind::PaymentFailed, Some("expired_card")));
-    assert_eq!(event.provider_transaction_id, intent);
+    assert_eq!((event.kind, event.reason_code.as_deref()), (ProviderEventKind::PaymentFailed, Some("expired_card")));
+    assert_eq!(event.provider_tx_id, intent);
 
     let body = stripe_peer::event_payload("evt_3", "charge.refunded", peer.charge_object(&intent).unwrap(), t);
     let event = event_of(
         plugin.parse_webhook(stripe_webhook(Some(stripe_peer::sign_webhook(STRIPE_WHSEC, &body, t)), &body, now)).await,
     );
-    assert_eq!(event.kind, EventKind::RefundSucceeded);
-    assert_eq!(event.provider_transaction_id, intent, "a refund event names the PaymentIntent, not the charge");
-    assert_eq!(event.amount, Some(Money { amount: 600, currency: "EUR".into() }));
+    assert_eq!(event.kind, ProviderEventKind::RefundSucceeded);
+    assert_eq!(event.provider_tx_id, intent, "a refund event names the PaymentIntent, not the charge");
+    assert_eq!(event.amount, eur_amount(600));
 
     // Refund objects: the refund's own id (never the PaymentIntent's), its own amount.
     let refund = peer.refunds()[0].clone();
@@ -389,10 +418,10 @@ async fn stripe_webhooks_are_verified_and_normalised() {
         let sig = stripe_peer::sign_webhook(STRIPE_WHSEC, &body, t);
         let event = event_of(plugin.parse_webhook(stripe_webhook(Some(sig), &body, now)).await);
         assert_eq!(
-            (event.kind, event.provider_transaction_id.as_str()),
-            (EventKind::RefundSucceeded, refund.id.as_str())
+            (event.kind, event.provider_tx_id.as_str()),
+            (ProviderEventKind::RefundSucceeded, refund.id.as_str())
         );
-        assert_eq!(event.amount, Some(Money { amount: 600, currency: "EUR".into() }));
+        assert_eq!(event.amount, eur_amount(600));
     }
     let mut failed = refund_object.clone();
     failed["status"] = json!("failed");
@@ -400,17 +429,20 @@ async fn stripe_webhooks_are_verified_and_normalised() {
     let body = stripe_peer::event_payload("evt_rf", "refund.failed", failed, t);
     let sig = stripe_peer::sign_webhook(STRIPE_WHSEC, &body, t);
     let event = event_of(plugin.parse_webhook(stripe_webhook(Some(sig), &body, now)).await);
-    assert_eq!((event.kind, event.reason_code.as_deref()), (EventKind::RefundFailed, Some("expired_or_canceled_card")));
+    assert_eq!(
+        (event.kind, event.reason_code.as_deref()),
+        (ProviderEventKind::RefundFailed, Some("expired_or_canceled_card"))
+    );
     let mut pending = refund_object.clone();
     pending["status"] = json!("pending");
     let body = stripe_peer::event_payload("evt_rp", "refund.created", pending, t);
     let sig = stripe_peer::sign_webhook(STRIPE_WHSEC, &body, t);
-    assert_eq!(plugin.parse_webhook(stripe_webhook(Some(sig), &body, now)).await, Ok(None), "not final yet");
+    assert!(no_event(plugin.parse_webhook(stripe_webhook(Some(sig), &body, now)).await), "not final yet");
 
     // Authentic, but nothing the host acts on.
     let body = stripe_peer::event_payload("evt_4", "customer.created", json!({"id": "cus_1", "object": "customer"}), t);
     let sig = stripe_peer::sign_webhook(STRIPE_WHSEC, &body, t);
-    assert_eq!(plugin.parse_webhook(stripe_webhook(Some(sig), &body, now)).await, Ok(None));
+    assert!(no_event(plugin.parse_webhook(stripe_webhook(Some(sig), &body, now)).await));
 
     // Authentic but unreadable as its type says: the plugin says so, it does not guess.
     let body = stripe_peer::event_payload("evt_5", "payment_intent.succeeded", json!({"object": "payment_intent"}), t);
@@ -427,9 +459,8 @@ async fn stripe_webhook_signatures_are_checked_like_stripe_does() {
         json!({"id": "pi_w", "object": "payment_intent", "status": "succeeded", "amount": 100, "currency": "eur"});
     let body = stripe_peer::event_payload("evt_sig", "payment_intent.succeeded", object, now);
     let good = stripe_peer::sign_webhook(STRIPE_WHSEC, &body, now);
-    let accepted =
-        |r: &Result<Option<WebhookEvent>, PluginCallError>| matches!(r, Ok(Some(e)) if e.event_id == "evt_sig");
-    let refused = |r: Result<Option<WebhookEvent>, PluginCallError>, what: &str| {
+    let accepted = |r: &Result<WebhookBatch, PluginCallError>| matches!(r, Ok(b) if b.events.first().is_some_and(|e| e.event_id == "evt_sig"));
+    let refused = |r: Result<WebhookBatch, PluginCallError>, what: &str| {
         assert_eq!(provider_error(r), ProviderError::SignatureInvalid, "{what}");
     };
 
@@ -480,7 +511,7 @@ async fn stripe_outages_are_unavailable_never_success() {
     // Back up: the retry (same idempotency key) charges once.
     peer.set_fault(Fault::Normal).await;
     let outcome = plugin.process(request).await.expect("after the outage");
-    assert_eq!(outcome.status, PaymentStatus::Succeeded);
+    assert_eq!(outcome.status, ProviderPaymentStatus::Succeeded);
     assert_eq!(peer.charges_created(), 1);
     let faulted: Vec<Fault> = peer.requests().iter().map(|r| r.fault).collect();
     assert_eq!(faulted, [Fault::Status500, Fault::Garbage, Fault::Normal], "Down: nothing arrived");
@@ -502,7 +533,7 @@ async fn stripe_slow_past_the_timeout_is_unavailable_and_the_retry_charges_once(
     tokio::time::sleep(delay.saturating_sub(started.elapsed()) + Duration::from_millis(300)).await;
     peer.set_fault(Fault::Normal).await;
     let outcome = plugin.process(request).await.expect("retry");
-    assert_eq!(outcome.status, PaymentStatus::Succeeded);
+    assert_eq!(outcome.status, ProviderPaymentStatus::Succeeded);
     assert_eq!(peer.charges_created(), 1);
 }
 
@@ -536,10 +567,11 @@ fn mandate(iban: &str, bic: Option<&str>, reference: &str, signed_on: &str) -> S
 
 fn debit(payment_id: &str, amount: i64, payment_method: String) -> PaymentRequest {
     PaymentRequest {
-        payment_id: payment_id.into(),
-        lease_id: "lease-7".into(),
-        installment_id: Some("inst-3".into()),
-        amount: Money { amount, currency: "EUR".into() },
+        payment_id: pid(payment_id),
+        lease_id: pid("lease-7"),
+        installment_id: Some(pid("inst-3")),
+        amount,
+        currency: cur("EUR"),
         payment_method,
         idempotency_key: format!("idem-{payment_id}"),
         metadata: Vec::new(),
@@ -637,7 +669,7 @@ async fn bank_validate_rejects_bad_ibans_bics_mandates_and_currencies() {
     plugin.validate(check("DE89370400440532013000", None, "M-1", &today)).await.expect("signed today");
 
     let mut dollars = debit("v-usd", 100, good_mandate());
-    dollars.amount.currency = "USD".into();
+    dollars.currency = cur("USD");
     assert_eq!(field_of(dollars).await.0, "amount.currency");
     assert_eq!(field_of(debit("v-zero", 0, good_mandate())).await.0, "amount.amount");
 
@@ -658,21 +690,21 @@ async fn bank_process_submits_a_signed_collection_and_is_processing() {
     let method = mandate("DE89 3704 0044 0532 0130 00", Some("cobadeffxxx"), "MANDATE-0001", "2024-01-15");
 
     let outcome = plugin.process(debit(payment_id, 45_000, method)).await.expect("collection");
-    assert_eq!(outcome.status, PaymentStatus::Processing, "settlement is asynchronous");
-    assert!(outcome.provider_transaction_id.starts_with("col_"), "{outcome:?}");
+    assert_eq!(outcome.status, ProviderPaymentStatus::Processing, "settlement is asynchronous");
+    assert!(outcome.provider_tx_id.starts_with("col_"), "{outcome:?}");
     assert_eq!(peer.rejected_signatures(), 0);
 
     let collections = peer.collections();
     assert_eq!(collections.len(), 1);
     let c = &collections[0];
-    assert_eq!(c.collection_id, outcome.provider_transaction_id);
+    assert_eq!(c.collection_id, outcome.provider_tx_id);
     // SEPA caps the end-to-end id at 35 characters: a UUID goes without its hyphens.
     assert_eq!(c.end_to_end_id, "9b2f6c1e3d4a4f5b8c7d0e1f2a3b4c5d");
     assert_eq!((c.amount, c.currency.as_str(), c.creditor_id.as_str()), (45_000, "EUR", CREDITOR_ID));
     assert_eq!((c.mandate_reference.as_str(), c.mandate_signed_on.as_str()), ("MANDATE-0001", "2024-01-15"));
     assert_eq!((c.debtor_name.as_str(), c.debtor_iban.as_str()), ("Max Mustermann", "DE89370400440532013000"));
     assert_eq!(c.debtor_bic.as_deref(), Some("COBADEFFXXX"));
-    assert_eq!(c.remittance_information, "Lease lease-7 installment inst-3");
+    assert_eq!(c.remittance_information, format!("Lease {} installment {}", pid("lease-7"), pid("inst-3")));
 
     // The wire: JSON, client id, fresh timestamp, and a signature we can check independently.
     let requests = peer.requests();
@@ -701,8 +733,8 @@ async fn bank_a_retried_collection_is_the_same_collection() {
     assert_eq!(peer.requests().len(), 2);
 
     // Once settled, a late retry reports the settlement.
-    peer.set_status(&first.provider_transaction_id, "settled", None);
-    assert_eq!(plugin.process(request).await.expect("late retry").status, PaymentStatus::Succeeded);
+    peer.set_status(&first.provider_tx_id, "settled", None);
+    assert_eq!(plugin.process(request).await.expect("late retry").status, ProviderPaymentStatus::Succeeded);
 }
 
 #[tokio::test]
@@ -713,8 +745,8 @@ async fn bank_rejections_and_bad_credentials() {
     let plugin = load_bank(&peer, BANK_SECRET);
     let method = mandate("DE89370400440532013000", None, "REJECT-AC06", "2024-01-15");
     let outcome: PaymentOutcome = plugin.process(debit("pay-blocked", 100, method)).await.expect("outcome");
-    assert_eq!((outcome.status, outcome.decline_code.as_deref()), (PaymentStatus::Failed, Some("AC06")));
-    assert!(peer.collection(&outcome.provider_transaction_id).is_some());
+    assert_eq!((outcome.status, outcome.decline_code.as_deref()), (ProviderPaymentStatus::Failed, Some("AC06")));
+    assert!(peer.collection(&outcome.provider_tx_id).is_some());
 
     // A wrong client secret: the bank checks the signature and refuses; nothing is collected.
     let forger = load_bank(&peer, "not-the-secret");
@@ -743,23 +775,24 @@ async fn bank_refunds_partial_and_refuses_more_than_collected() {
     let plugin = load_bank(&peer, BANK_SECRET);
     let collection = plugin.process(debit("pay-refund", 10_000, good_mandate())).await.expect("collection");
     let refund = |id: &str, amount: i64| RefundRequest {
-        refund_id: id.into(),
-        payment_id: "pay-refund".into(),
-        provider_transaction_id: collection.provider_transaction_id.clone(),
-        amount: Money { amount, currency: "EUR".into() },
+        refund_id: pid(id),
+        payment_id: pid("pay-refund"),
+        provider_tx_id: collection.provider_tx_id.clone(),
+        amount,
+        currency: cur("EUR"),
         reason: Some("Lease ended early".into()),
         idempotency_key: format!("idem-{id}"),
     };
 
     let partial = plugin.refund(refund("rf-1", 4_000)).await.expect("partial refund");
-    assert_eq!(partial.status, RefundStatus::Pending);
+    assert_eq!(partial.status, ProviderRefundStatus::Pending);
     assert!(partial.provider_refund_id.starts_with("rf_"), "{partial:?}");
     let retried = plugin.refund(refund("rf-1", 4_000)).await.expect("retried refund: 409 with the existing one");
     assert_eq!(retried, partial);
     let sent = peer.requests().into_iter().rfind(|r| r.path == "/v1/refunds").expect("refund request");
     assert_eq!(
         sent.json(),
-        json!({"refund_id": "rf-1", "collection_id": collection.provider_transaction_id, "amount": 4000,
+        json!({"refund_id": pid("rf-1"), "collection_id": collection.provider_tx_id, "amount": 4000,
                "currency": "EUR", "reason": "Lease ended early"})
     );
     assert_eq!(
@@ -770,7 +803,7 @@ async fn bank_refunds_partial_and_refuses_more_than_collected() {
     assert_eq!(invalid_field(plugin.refund(refund("rf-2", 6_001)).await).0, "amount.amount");
     plugin.refund(refund("rf-3", 6_000)).await.expect("the rest");
     assert_eq!(peer.refunds().iter().map(|r| r.amount).sum::<i64>(), 10_000);
-    assert_eq!(peer.collection(&collection.provider_transaction_id).unwrap().refunded, 10_000);
+    assert_eq!(peer.collection(&collection.provider_tx_id).unwrap().refunded, 10_000);
 }
 
 fn bank_webhook(delivery: bank::WebhookDelivery, received_at_secs: i64) -> WebhookRequest {
@@ -790,7 +823,7 @@ async fn bank_webhooks_report_settlement_failure_and_returns() {
     let peer = BankPeer::start(BANK_CLIENT, BANK_SECRET).await;
     let plugin = load_bank(&peer, BANK_SECRET);
     let collection = plugin.process(debit("pay-hook", 45_000, good_mandate())).await.expect("collection");
-    let id = collection.provider_transaction_id;
+    let id = collection.provider_tx_id;
     let now = unix_now();
     let deliver = async |event_id: &str, kind: &str, reason: Option<&str>, at: &str| {
         let body = peer.event_for(event_id, kind, &id, reason, at).expect("known collection");
@@ -799,25 +832,25 @@ async fn bank_webhooks_report_settlement_failure_and_returns() {
 
     let settled = event_of(deliver("ev-1", "collection.settled", None, "2024-03-05T06:00:00Z").await);
     assert_eq!(settled.event_id, "ev-1");
-    assert_eq!(settled.kind, EventKind::PaymentSettled);
-    assert_eq!(settled.provider_transaction_id, id);
-    assert_eq!(settled.amount, Some(Money { amount: 45_000, currency: "EUR".into() }));
+    assert_eq!(settled.kind, ProviderEventKind::PaymentSettled);
+    assert_eq!(settled.provider_tx_id, id);
+    assert_eq!(settled.amount, eur_amount(45_000));
     assert_eq!(settled.reason_code, None);
     assert_eq!(settled.occurred_at, Some(rfc3339_ms("2024-03-05T06:00:00Z")));
 
     let at = "2024-03-06T09:30:15.250+01:00";
     let failed = event_of(deliver("ev-2", "collection.failed", Some("AM04"), at).await);
-    assert_eq!((failed.kind, failed.reason_code.as_deref()), (EventKind::PaymentFailed, Some("AM04")));
+    assert_eq!((failed.kind, failed.reason_code.as_deref()), (ProviderEventKind::PaymentFailed, Some("AM04")));
     assert_eq!(failed.occurred_at, Some(rfc3339_ms(at)));
 
     for code in ["MD01", "MS02", "MD06", "AC04"] {
         let returned = event_of(deliver("ev-3", "collection.returned", Some(code), "2024-04-01T00:00:00Z").await);
-        assert_eq!((returned.kind, returned.reason_code.as_deref()), (EventKind::PaymentReturned, Some(code)));
-        assert_eq!(returned.provider_transaction_id, id);
+        assert_eq!((returned.kind, returned.reason_code.as_deref()), (ProviderEventKind::PaymentReturned, Some(code)));
+        assert_eq!(returned.provider_tx_id, id);
     }
 
     // Authentic, but nothing the host acts on.
-    assert_eq!(deliver("ev-4", "collection.accepted", None, "2024-03-01T00:00:00Z").await, Ok(None));
+    assert!(no_event(deliver("ev-4", "collection.accepted", None, "2024-03-01T00:00:00Z").await));
     // Authentic but malformed: a reason code of the wrong shape, a return without one, a bad time.
     assert_eq!(
         invalid_field(deliver("ev-5", "collection.returned", Some("A4"), "2024-03-01T00:00:00Z").await).0,
@@ -894,7 +927,7 @@ async fn bank_outages_are_unavailable_never_success() {
     // Back to normal: the retry lands once, however many attempts reached the bank.
     tokio::time::sleep(Duration::from_millis(1300)).await;
     peer.set_fault(Fault::Normal).await;
-    assert_eq!(plugin.process(request).await.expect("after the outage").status, PaymentStatus::Processing);
+    assert_eq!(plugin.process(request).await.expect("after the outage").status, ProviderPaymentStatus::Processing);
     assert_eq!(peer.collections().len(), 1);
 }
 
@@ -993,7 +1026,7 @@ mod fuzz {
     }
 
     /// The outcome is typed: never a trap or a sandbox failure.
-    fn typed(what: &str, result: Result<Option<WebhookEvent>, PluginCallError>) -> Result<(), TestCaseError> {
+    fn typed(what: &str, result: Result<WebhookBatch, PluginCallError>) -> Result<(), TestCaseError> {
         match result {
             Ok(_) | Err(PluginCallError::Provider(_)) | Err(PluginCallError::InputTooLarge { .. }) => Ok(()),
             Err(other) => Err(TestCaseError::fail(format!("{what}: not a typed answer: {other:?}"))),

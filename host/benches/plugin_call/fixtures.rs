@@ -8,18 +8,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use host::plugins::http::{HttpFailure, HttpResponse, HttpTransport, Method, OutboundRequest};
-use host::plugins::types::{Money, PaymentRequest};
 use host::plugins::{Grants, LoadedPlugin, Manifest, Origin, PluginRuntime, RuntimeConfig};
+use lessor_payments::{Currency, PaymentRequest};
 use secrecy::SecretString;
+use uuid::Uuid;
 
 use crate::build;
 
 pub fn payment() -> PaymentRequest {
     PaymentRequest {
-        payment_id: "0b9f3c1e-8d2a-4f6b-9c3d-2e1f0a9b8c7d".into(),
-        lease_id: "lease-4711".into(),
-        installment_id: Some("inst-12".into()),
-        amount: Money { amount: 48_900, currency: "EUR".into() },
+        payment_id: Uuid::from_u128(0x0b9f3c1e_8d2a_4f6b_9c3d_2e1f0a9b8c7d),
+        lease_id: Uuid::from_u128(0x4711),
+        installment_id: Some(Uuid::from_u128(0x12)),
+        amount: 48_900,
+        currency: Currency::parse("EUR").expect("EUR"),
         payment_method: "tok_visa".into(),
         idempotency_key: "idem-0b9f3c1e".into(),
         metadata: vec![("contract".into(), "C-2024-0042".into()), ("channel".into(), "portal".into())],

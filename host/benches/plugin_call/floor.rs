@@ -4,8 +4,9 @@
 
 use std::hint::black_box;
 
-use host::plugins::types::{PaymentOutcome, PaymentRequest, PaymentStatus, ProviderError};
+use host::plugins::ProviderError;
 use host::plugins::{LoadedPlugin, PluginRuntime};
+use lessor_payments::{PaymentOutcome, PaymentRequest, ProviderPaymentStatus as PaymentStatus};
 
 use crate::bench_line::{Baseline, emit};
 use crate::fixtures::{self, payment};
@@ -23,13 +24,13 @@ pub struct Sizes {
 /// Calls per timed batch of the native function (too short to time one by one).
 const NATIVE_BATCH: usize = 1000;
 
-/// `plugins/testing/minimal`'s `process`, compiled into the bench: the same body on the host's
+/// `plugins/testing/minimal`'s `process`, compiled into the bench: the same body on the gateway's
 /// types. It takes the request by value, as the guest does, so the baseline clones it.
 #[inline(never)]
 fn native_minimal_process(request: PaymentRequest) -> Result<PaymentOutcome, ProviderError> {
     Ok(PaymentOutcome {
         status: PaymentStatus::Succeeded,
-        provider_transaction_id: request.payment_id,
+        provider_tx_id: request.payment_id.to_string(),
         decline_code: None,
         next_action_url: None,
     })
@@ -79,7 +80,7 @@ pub fn stripe_call(runtime: &PluginRuntime, sizes: Sizes) {
     let minimal = fixtures::minimal(runtime);
     let request = payment();
     let outcome = stripe.process_blocking(&request).expect("stripe process");
-    assert_eq!(outcome.provider_transaction_id, "pi_3MtwBwLkdIwHu7ix28a3tqPa");
+    assert_eq!(outcome.provider_tx_id, "pi_3MtwBwLkdIwHu7ix28a3tqPa");
 
     println!("\n-- the Stripe plugin: validate + process, host HTTP answered in-process");
     let (mut real, mut floor) = (Vec::new(), Vec::new());

@@ -1,6 +1,7 @@
-//! `POST /webhooks/{provider}`: a provider's event, handed with its headers and raw body to that
-//! provider's plugin, which verifies the signature and normalises it. A verified event is applied
-//! once (deduplicated by the provider's event id); a bad signature is 400 and changes nothing;
+//! `POST /webhooks/{provider}`: a provider's request, handed with its headers and raw body to that
+//! provider's plugin through the payments service's `ProviderGateway` (`parse_webhook`), which
+//! verifies the signature and normalises its events. Each verified event is applied once
+//! (deduplicated by the provider's event id); a bad signature is 400 and changes nothing;
 //! an unknown provider is 404. Events the host cannot apply yet (no matching payment, or ahead of
 //! it) are answered 409 so the provider delivers them again later, but only within the retry
 //! window after the payment (refund) was created (`LESSOR_WEBHOOK_RETRY_WINDOW_SECS`, one hour);
@@ -17,7 +18,7 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use lessor_payments::{IgnoredReason, WebhookOutcome};
+use lessor_payments::{GatewayError, IgnoredReason, NormalizedEvent, WebhookOutcome, WebhookRequest};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -27,10 +28,7 @@ use super::AppState;
 use super::client::ClientAddr;
 use super::edge::client_key;
 use super::error::{ApiError, Problem};
-use crate::payments::gateway::normalized;
-use crate::plugins::LoadedPlugin;
-use crate::plugins::types::{ProviderError, WebhookRequest};
-use crate::plugins::{PluginCallError, ProviderUnavailable};
+use crate::plugins::{LoadedPlugin, ProviderUnavailable};
 use crate::rate_limit::Verdict;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -86,10 +84,9 @@ async fn receive(
         body: body.to_vec(),
         received_at: u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0),
     };
-    let event = match plugin.parse_webhook(request).await {
-        Ok(Some(event)) => event,
-        Ok(None) => return Ok(Json(WebhookAck { status: "ignored" })),
-        Err(PluginCallError::Provider(ProviderError::SignatureInvalid)) => {
+    let batch = match state.payments.parse_webhook(&provider, &request).await {
+        Ok(batch) => batch,
+        Err(GatewayError::SignatureInvalid) => {
             refused(&state, &provider, "signature_invalid");
             return Err(ApiError::specific(
                 StatusCode::BAD_REQUEST,
@@ -97,7 +94,7 @@ async fn receive(
                 "the webhook's signature does not verify",
             ));
         }
-        Err(PluginCallError::Provider(ProviderError::InvalidRequest { field, reason })) => {
+        Err(GatewayError::InvalidRequest { field, reason }) => {
             refused(&state, &provider, "invalid");
             return Err(ApiError::specific(
                 StatusCode::BAD_REQUEST,
@@ -105,24 +102,68 @@ async fn receive(
                 format!("the webhook cannot be read: {field}: {reason}"),
             ));
         }
-        Err(PluginCallError::InputTooLarge { .. }) => {
+        Err(GatewayError::InputTooLarge(_)) => {
             refused(&state, &provider, "too_large");
             return Err(too_large());
         }
+        Err(GatewayError::UnknownProvider(_) | GatewayError::Disabled(_)) => {
+            return Err(ApiError::specific(
+                StatusCode::NOT_FOUND,
+                "unknown-provider",
+                format!("no payment provider `{provider}`"),
+            ));
+        }
         Err(other) => return Err(provider_unavailable(format!("webhook of {provider}: {other}"))),
     };
-    let event = normalized(event);
-    let outcome = state.payments.apply_provider_event(&provider, &event).await?;
-    tracing::info!(provider, event_id = event.event_id, ?outcome, "provider event");
-    match outcome {
-        WebhookOutcome::Applied { .. } | WebhookOutcome::RefundApplied { .. } => {
-            Ok(Json(WebhookAck { status: "applied" }))
+    let mut answer = Answer::Ignored;
+    let mut deliver_again = false;
+    for event in &batch.events {
+        let outcome = state.payments.apply_provider_event(&provider, event).await?;
+        tracing::info!(provider, event_id = event.event_id, ?outcome, "provider event");
+        match ack_of(&state, &provider, event, &outcome) {
+            Some(ack) => answer = answer.max(ack),
+            None => deliver_again = true,
         }
+    }
+    if deliver_again {
+        return Err(ApiError::Specific {
+            status: StatusCode::CONFLICT,
+            slug: "event-not-applicable-yet",
+            detail: "no payment matches this event yet; deliver it again later".into(),
+            retry_after: Some(std::time::Duration::from_secs(60)),
+        });
+    }
+    Ok(Json(WebhookAck { status: answer.as_str() }))
+}
+
+/// What the host answers for a request's events: the strongest of them (one applied → `applied`;
+/// all seen before → `duplicate`; no events, or nothing to do → `ignored`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Answer {
+    Ignored,
+    Duplicate,
+    Applied,
+}
+
+impl Answer {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ignored => "ignored",
+            Self::Duplicate => "duplicate",
+            Self::Applied => "applied",
+        }
+    }
+}
+
+/// The answer one event's outcome asks for; `None`: it must be delivered again (409).
+fn ack_of(state: &AppState, provider: &str, event: &NormalizedEvent, outcome: &WebhookOutcome) -> Option<Answer> {
+    Some(match outcome {
+        WebhookOutcome::Applied { .. } | WebhookOutcome::RefundApplied { .. } => Answer::Applied,
         WebhookOutcome::Ignored { reason: IgnoredReason::PastWindow, .. } => {
-            state.metrics.webhook_ignored(&provider, "past_window");
-            Ok(Json(WebhookAck { status: "ignored" }))
+            state.metrics.webhook_ignored(provider, "past_window");
+            Answer::Ignored
         }
-        WebhookOutcome::Ignored { .. } => Ok(Json(WebhookAck { status: "ignored" })),
+        WebhookOutcome::Ignored { .. } => Answer::Ignored,
         WebhookOutcome::Unmatched => {
             tracing::warn!(
                 provider,
@@ -130,17 +171,12 @@ async fn receive(
                 kind = event.kind.as_str(),
                 "webhook about nothing Lessor created (or past the retry window); ignored"
             );
-            state.metrics.webhook_ignored(&provider, "unmatched");
-            Ok(Json(WebhookAck { status: "ignored" }))
+            state.metrics.webhook_ignored(provider, "unmatched");
+            Answer::Ignored
         }
-        WebhookOutcome::Duplicate => Ok(Json(WebhookAck { status: "duplicate" })),
-        WebhookOutcome::UnknownPayment | WebhookOutcome::Early { .. } => Err(ApiError::Specific {
-            status: StatusCode::CONFLICT,
-            slug: "event-not-applicable-yet",
-            detail: "no payment matches this event yet; deliver it again later".into(),
-            retry_after: Some(std::time::Duration::from_secs(60)),
-        }),
-    }
+        WebhookOutcome::Duplicate => Answer::Duplicate,
+        WebhookOutcome::UnknownPayment | WebhookOutcome::Early { .. } => return None,
+    })
 }
 
 fn provider_unavailable(cause: String) -> ApiError {

@@ -1,17 +1,18 @@
 //! The payments service's [`ProviderGateway`] over this host's plugins: the provider id
 //! resolves to the plugin version serving it now (Factory, [`LiveProviders`]); the call runs in
-//! that plugin's sandbox (Strategy). The error mapping is the table in `lessor_payments::gateway`.
+//! that plugin's sandbox (Strategy). Requests and answers are the gateway's own types, which each
+//! WIT version module converts to directly; the error mapping is the table in
+//! `lessor_payments::gateway`.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use lessor_payments::{
-    EventAmount, GatewayError, NormalizedEvent, PaymentOutcome, PaymentRequest, ProviderEventKind, ProviderGateway,
-    ProviderPaymentStatus, ProviderRefundStatus, RefundOutcome, RefundRequest,
+    GatewayError, PaymentOutcome, PaymentRequest, ProviderGateway, RefundOutcome, RefundRequest, WebhookBatch,
+    WebhookRequest,
 };
 
-use crate::plugins::types::{self, EventKind, Money, ProviderError, WebhookEvent};
-use crate::plugins::{LiveProviders, LoadedPlugin, PluginCallError, ProviderUnavailable};
+use crate::plugins::{LiveProviders, LoadedPlugin, PluginCallError, ProviderError, ProviderUnavailable};
 
 pub struct PluginGateway {
     providers: Arc<LiveProviders>,
@@ -34,18 +35,7 @@ impl PluginGateway {
     }
 }
 
-fn wire_request(r: &PaymentRequest) -> types::PaymentRequest {
-    types::PaymentRequest {
-        payment_id: r.payment_id.to_string(),
-        lease_id: r.lease_id.to_string(),
-        installment_id: r.installment_id.map(|i| i.to_string()),
-        amount: Money { amount: r.amount, currency: r.currency.code().to_owned() },
-        payment_method: r.payment_method.clone(),
-        idempotency_key: r.idempotency_key.clone(),
-        metadata: r.metadata.clone(),
-    }
-}
-
+/// The table in `lessor_payments::gateway`, for `validate`, `process` and `refund`.
 fn gateway_error(e: PluginCallError) -> GatewayError {
     match e {
         PluginCallError::Provider(p) => match p {
@@ -73,6 +63,19 @@ fn gateway_error(e: PluginCallError) -> GatewayError {
     }
 }
 
+/// The same table for `parse_webhook`: a bad signature and an oversized body are the sender's.
+fn webhook_error(e: PluginCallError) -> GatewayError {
+    match e {
+        PluginCallError::Provider(ProviderError::SignatureInvalid) => GatewayError::SignatureInvalid,
+        // Answered 503 as a provider that cannot take the webhook now.
+        PluginCallError::Provider(ProviderError::NotSupported) => {
+            GatewayError::Unavailable("the plugin does not take webhooks".into())
+        }
+        too_large @ PluginCallError::InputTooLarge { .. } => GatewayError::InputTooLarge(too_large.to_string()),
+        other => gateway_error(other),
+    }
+}
+
 #[async_trait]
 impl ProviderGateway for PluginGateway {
     fn declares_token(&self, provider: &str, token: &str) -> bool {
@@ -80,63 +83,18 @@ impl ProviderGateway for PluginGateway {
     }
 
     async fn validate(&self, provider: &str, request: &PaymentRequest) -> Result<(), GatewayError> {
-        self.plugin(provider)?.validate(wire_request(request)).await.map_err(gateway_error)
+        self.plugin(provider)?.validate(request.clone()).await.map_err(gateway_error)
     }
 
     async fn process(&self, provider: &str, request: &PaymentRequest) -> Result<PaymentOutcome, GatewayError> {
-        let outcome = self.plugin(provider)?.process(wire_request(request)).await.map_err(gateway_error)?;
-        Ok(PaymentOutcome {
-            status: match outcome.status {
-                types::PaymentStatus::Succeeded => ProviderPaymentStatus::Succeeded,
-                types::PaymentStatus::Processing => ProviderPaymentStatus::Processing,
-                types::PaymentStatus::RequiresAction => ProviderPaymentStatus::RequiresAction,
-                types::PaymentStatus::Failed => ProviderPaymentStatus::Failed,
-            },
-            provider_tx_id: outcome.provider_transaction_id,
-            decline_code: outcome.decline_code,
-            next_action_url: outcome.next_action_url,
-        })
+        self.plugin(provider)?.process(request.clone()).await.map_err(gateway_error)
     }
 
     async fn refund(&self, provider: &str, request: &RefundRequest) -> Result<RefundOutcome, GatewayError> {
-        let wire = types::RefundRequest {
-            refund_id: request.refund_id.to_string(),
-            payment_id: request.payment_id.to_string(),
-            provider_transaction_id: request.provider_tx_id.clone(),
-            amount: Money { amount: request.amount, currency: request.currency.code().to_owned() },
-            reason: request.reason.clone(),
-            idempotency_key: request.idempotency_key.clone(),
-        };
-        let outcome = self.plugin(provider)?.refund(wire).await.map_err(gateway_error)?;
-        Ok(RefundOutcome {
-            status: match outcome.status {
-                types::RefundStatus::Succeeded => ProviderRefundStatus::Succeeded,
-                types::RefundStatus::Pending => ProviderRefundStatus::Pending,
-                types::RefundStatus::Failed => ProviderRefundStatus::Failed,
-            },
-            provider_refund_id: outcome.provider_refund_id,
-            failure_reason: outcome.failure_reason,
-        })
+        self.plugin(provider)?.refund(request.clone()).await.map_err(gateway_error)
     }
-}
 
-/// A plugin's verified webhook event in the payments service's terms.
-pub fn normalized(event: WebhookEvent) -> NormalizedEvent {
-    NormalizedEvent {
-        event_id: event.event_id,
-        kind: match event.kind {
-            EventKind::PaymentSucceeded => ProviderEventKind::PaymentSucceeded,
-            EventKind::PaymentFailed => ProviderEventKind::PaymentFailed,
-            EventKind::PaymentProcessing => ProviderEventKind::PaymentProcessing,
-            EventKind::PaymentRequiresAction => ProviderEventKind::PaymentRequiresAction,
-            EventKind::PaymentSettled => ProviderEventKind::PaymentSettled,
-            EventKind::PaymentReturned => ProviderEventKind::PaymentReturned,
-            EventKind::RefundSucceeded => ProviderEventKind::RefundSucceeded,
-            EventKind::RefundFailed => ProviderEventKind::RefundFailed,
-            EventKind::DisputeOpened => ProviderEventKind::DisputeOpened,
-        },
-        provider_tx_id: event.provider_transaction_id,
-        amount: event.amount.map(|m| EventAmount { amount: m.amount, currency: m.currency }),
-        reason_code: event.reason_code,
+    async fn parse_webhook(&self, provider: &str, request: &WebhookRequest) -> Result<WebhookBatch, GatewayError> {
+        self.plugin(provider)?.parse_webhook(request.clone()).await.map_err(webhook_error)
     }
 }

@@ -2,7 +2,57 @@
 
 use super::limits::MemoryLimitExceeded;
 use super::output::OutputLimitExceeded;
-use super::types::ProviderError;
+
+/// Cap on a provider error's text as the host keeps it.
+const MAX_ERROR_TEXT: usize = 1024;
+
+/// A provider's own answer that a call did not produce an outcome (the WIT `provider-error`, as
+/// every version's module lifts it). Host-internal: the payments service sees it only as the
+/// `GatewayError` the table in `lessor_payments::gateway` maps it to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    #[error("declined: {0}")]
+    Declined(String),
+    #[error("invalid request: {field}: {reason}")]
+    InvalidRequest { field: String, reason: String },
+    #[error("provider unavailable: {0}")]
+    ProviderUnavailable(String),
+    #[error("webhook signature invalid")]
+    SignatureInvalid,
+    #[error("not supported by this provider")]
+    NotSupported,
+    #[error("provider internal error: {0}")]
+    Internal(String),
+}
+
+impl ProviderError {
+    /// The error with its plugin-chosen text escaped and capped (`text::escape`): what the host
+    /// passes on, logs and stores.
+    pub fn sanitized(self) -> Self {
+        let clean = |s: String| super::text::escape(&s, MAX_ERROR_TEXT).into_owned();
+        match self {
+            Self::Declined(reason) => Self::Declined(clean(reason)),
+            Self::InvalidRequest { field, reason } => {
+                Self::InvalidRequest { field: super::text::escape(&field, 128).into_owned(), reason: clean(reason) }
+            }
+            Self::ProviderUnavailable(message) => Self::ProviderUnavailable(clean(message)),
+            Self::Internal(message) => Self::Internal(clean(message)),
+            other @ (Self::SignatureInvalid | Self::NotSupported) => other,
+        }
+    }
+
+    /// A stable label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Declined(_) => "declined",
+            Self::InvalidRequest { .. } => "invalid_request",
+            Self::ProviderUnavailable(_) => "provider_unavailable",
+            Self::SignatureInvalid => "signature_invalid",
+            Self::NotSupported => "not_supported",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
 
 /// A plugin call that produced no outcome.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,7 +5,9 @@
 //!   precompiled) component and links it; [`LoadedPlugin`] makes typed calls, each in a fresh
 //!   instance from the pre-linked `InstancePre`, under [`Limits`].
 //! - [`versions`]: one `bindgen!` module per WIT package version (`wit/lessor-payments@X.Y.Z`)
-//!   converting to and from the version-independent [`types`]; the only place that knows versions.
+//!   converting straight to and from the payments crate's gateway types (`lessor_payments`:
+//!   `PaymentRequest`, `PaymentOutcome`, `WebhookBatch`, `ProviderInfo`, …), the one provider
+//!   contract; the only place that knows versions. [`wire`]: what the input cap measures.
 //! - `state`: a call's store data and the host interface (HTTP, config, secrets, log, now),
 //!   implemented once for every version.
 //! - [`grants`]: the deny-by-default allow-list of origins (the registry's patterns). [`http`]: the
@@ -17,7 +19,7 @@
 //!   components on disk keyed by digest, wasmtime version and engine configuration.
 //! - [`live`]: [`LiveProviders`], the providers this process serves, reloaded from the registry
 //!   (the registry crate) when its revision moves; `checker`: the registry's component check.
-//! - [`error`]: provider errors vs sandbox failures; [`metrics`]: per plugin and version.
+//! - [`error`]: provider errors (the WIT `provider-error`) vs sandbox failures; [`metrics`]: per plugin and version.
 //! - `output`: the output cap, checked on a result's measured shape before the result is copied
 //!   out of the guest's memory.
 //!
@@ -41,13 +43,13 @@ mod pool;
 mod runtime;
 mod state;
 pub mod text;
-pub mod types;
 pub mod versions;
+pub mod wire;
 
 pub use cache::{CacheOutcome, Digest};
 pub use checker::RuntimeChecker;
 pub use engine::RuntimeConfig;
-pub use error::{LoadError, PluginCallError, RuntimeError, SandboxFailure};
+pub use error::{LoadError, PluginCallError, ProviderError, RuntimeError, SandboxFailure};
 pub use grants::{Denial, Granted, Grants};
 pub use lessor_plugin_registry::{Manifest, Origin, OriginPattern};
 pub use limits::{Limits, MemoryLimitExceeded};

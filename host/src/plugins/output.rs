@@ -16,7 +16,7 @@ use wasmtime::component::__internal::wasmtime_environ::component::StringEncoding
 use wasmtime::component::__internal::{CanonicalAbiInfo, InstanceType, InterfaceType, LiftContext};
 use wasmtime::component::{ComponentType, Lift};
 
-use super::types::{FIELD, WireSize};
+use super::wire::{FIELD, WireSize};
 
 /// A plugin's result was over the output cap; nothing of it was copied into host memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

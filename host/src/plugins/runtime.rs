@@ -11,6 +11,7 @@ use wasmtime::{Engine, Store};
 
 use super::cache::{CacheOutcome, ComponentCache, Digest};
 use super::engine::{EpochTicker, RuntimeConfig, build_engine, deadline_ticks};
+use super::error::ProviderError;
 use super::error::{LoadError, PluginCallError, RuntimeError, SandboxFailure};
 use super::grants::Grants;
 use super::http::{HttpTransport, ReqwestTransport};
@@ -19,11 +20,11 @@ use super::metrics::PluginMetrics;
 use super::output::OutputCap;
 use super::pool::CallPool;
 use super::state::{CallState, PluginContext};
-use super::types::{
-    PaymentOutcome, PaymentRequest, ProviderError, ProviderInfo, RefundOutcome, RefundRequest, WebhookEvent,
-    WebhookRequest, WireSize,
-};
 use super::versions::{self, CallFailure, Linkers, PrepareError, ProviderBindings, WitVersion};
+use super::wire::WireSize;
+use lessor_payments::{
+    PaymentOutcome, PaymentRequest, ProviderInfo, RefundOutcome, RefundRequest, WebhookBatch, WebhookRequest,
+};
 
 /// One wasmtime engine, its linkers (one per WIT version), the compiled-component cache and the
 /// HTTP transport plugins share. Cheap to clone.
@@ -257,7 +258,7 @@ impl LoadedPlugin {
         self.inner.caller.call("refund", Some(("refund request", request.wire_size())), |b, s| b.refund(s, request))
     }
 
-    pub fn parse_webhook_blocking(&self, request: &WebhookRequest) -> Result<Option<WebhookEvent>, PluginCallError> {
+    pub fn parse_webhook_blocking(&self, request: &WebhookRequest) -> Result<WebhookBatch, PluginCallError> {
         self.inner
             .caller
             .call("parse_webhook", Some(("webhook", request.wire_size())), |b, s| b.parse_webhook(s, request))
@@ -285,7 +286,7 @@ impl LoadedPlugin {
         self.spawn(move |p| p.refund_blocking(&request)).await
     }
 
-    pub async fn parse_webhook(&self, request: WebhookRequest) -> Result<Option<WebhookEvent>, PluginCallError> {
+    pub async fn parse_webhook(&self, request: WebhookRequest) -> Result<WebhookBatch, PluginCallError> {
         self.spawn(move |p| p.parse_webhook_blocking(&request)).await
     }
 

@@ -57,11 +57,15 @@ fn package(name: &str) -> PathBuf {
     packages_dir().join(name)
 }
 
+/// The payment's id (requests carry the host's UUIDs).
+const PAYMENT_ID: &str = "7d0c4b8e-1f2a-4c3d-9e8f-0a1b2c3d4e5f";
+
 fn payment_request(files: &Files, metadata: Value) -> PathBuf {
     let request = json!({
-        "payment_id": "pay_1",
-        "lease_id": "lease_1",
-        "amount": { "amount": 1999, "currency": "EUR" },
+        "payment_id": PAYMENT_ID,
+        "lease_id": "2f1a9c8b-7d6e-4f5a-8b9c-0d1e2f3a4b5c",
+        "amount": 1999,
+        "currency": "EUR",
         "payment_method": "pm_card_visa",
         "idempotency_key": "key-1",
         "metadata": metadata,
@@ -169,8 +173,8 @@ fn an_unmatched_request_is_refused_and_printed_while_a_prefix_route_answers() {
     files.write(
         "refund.json",
         &json!({
-            "refund_id": "ref_1", "payment_id": "pay_1", "provider_transaction_id": "pi_3Ab",
-            "amount": { "amount": 500, "currency": "EUR" }, "idempotency_key": "key-2",
+            "refund_id": "5e9b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d", "payment_id": PAYMENT_ID, "provider_transaction_id": "pi_3Ab",
+            "amount": 500, "currency": "EUR", "idempotency_key": "key-2",
         })
         .to_string(),
     );
@@ -205,9 +209,10 @@ fn a_webhook_signed_in_the_test_is_verified_and_normalised() {
     assert!(out.status.success(), "{}", stderr(&out));
     let v = parsed(&out);
     assert_eq!(v["exchanges"], json!([]));
-    let event = &v["outcome"]["event"];
+    assert_eq!(v["outcome"]["events"].as_array().map(Vec::len), Some(1), "{v}");
+    let event = &v["outcome"]["events"][0];
     assert_eq!(event["event_id"], "evt_1");
-    assert_eq!(event["kind"], "payment_succeeded");
+    assert_eq!(event["kind"], "payment-succeeded");
     assert_eq!(event["provider_transaction_id"], "pi_3Ab");
     assert_eq!(event["amount"], json!({ "amount": 1999, "currency": "EUR" }));
     assert_eq!(event["occurred_at"], now * 1000);
@@ -227,7 +232,8 @@ fn a_panicking_plugin_is_stopped_by_the_sandbox_and_the_failure_printed() {
     assert!(!out.status.success());
     assert!(stdout(&out).contains("no HTTP requests"), "{}", stdout(&out));
     let err = stderr(&out);
-    assert!(err.contains("plugin panic@0.1.0 failed: panicked: card vault exploded for payment pay_1"), "{err}");
+    let expected = format!("plugin panic@0.1.0 failed: panicked: card vault exploded for payment {PAYMENT_ID}");
+    assert!(err.contains(&expected), "{err}");
     assert_eq!(err.lines().count(), 1, "the error once: {err}");
 
     let v = parsed(&files.call(&package("panic"), &["process", "--request", "payment.json", "--json"]));
@@ -240,16 +246,24 @@ fn a_bad_request_file_is_refused_naming_the_field() {
     let files = Files::new();
     let cases = [
         (
-            r#"{"payment_id": "p", "lease_id": "l", "amount": {"amount": 5, "currency": "EUR"}, "idempotency_key": "k"}"#,
+            r#"{"payment_id": "7d0c4b8e-1f2a-4c3d-9e8f-0a1b2c3d4e5f", "lease_id": "2f1a9c8b-7d6e-4f5a-8b9c-0d1e2f3a4b5c", "amount": 5, "currency": "EUR", "idempotency_key": "k"}"#,
             "missing field `payment_method`",
         ),
         (
-            r#"{"payment_id": "p", "lease_id": "l", "amount": {"amount": "5", "currency": "EUR"}, "payment_method": "pm_x", "idempotency_key": "k"}"#,
-            "amount.amount: invalid type: string \"5\"",
+            r#"{"payment_id": "7d0c4b8e-1f2a-4c3d-9e8f-0a1b2c3d4e5f", "lease_id": "2f1a9c8b-7d6e-4f5a-8b9c-0d1e2f3a4b5c", "amount": "5", "currency": "EUR", "payment_method": "pm_x", "idempotency_key": "k"}"#,
+            "amount: invalid type: string \"5\"",
         ),
         (
-            r#"{"payment_id": "p", "lease_id": "l", "amount": {"amount": 5, "currency": "EUR"}, "payment_method": "pm_x", "idempotency_key": "k", "amout": 1}"#,
+            r#"{"payment_id": "7d0c4b8e-1f2a-4c3d-9e8f-0a1b2c3d4e5f", "lease_id": "2f1a9c8b-7d6e-4f5a-8b9c-0d1e2f3a4b5c", "amount": 5, "currency": "EUR", "payment_method": "pm_x", "idempotency_key": "k", "amout": 1}"#,
             "unknown field `amout`",
+        ),
+        (
+            r#"{"payment_id": "pay_1", "lease_id": "2f1a9c8b-7d6e-4f5a-8b9c-0d1e2f3a4b5c", "amount": 5, "currency": "EUR", "payment_method": "pm_x", "idempotency_key": "k"}"#,
+            "payment_id: ",
+        ),
+        (
+            r#"{"payment_id": "7d0c4b8e-1f2a-4c3d-9e8f-0a1b2c3d4e5f", "lease_id": "2f1a9c8b-7d6e-4f5a-8b9c-0d1e2f3a4b5c", "amount": 5, "currency": "EURO", "payment_method": "pm_x", "idempotency_key": "k"}"#,
+            "currency: ",
         ),
         ("not json", "invalid --request bad.json"),
     ];

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use host::plugins::types::{Money, PaymentRequest};
 use host::plugins::{LiveProviders, RuntimeChecker};
 use lessor_auth::Role;
+use lessor_payments::{Currency, PaymentRequest};
 use lessor_plugin_registry::Package;
 use serde_json::Value;
 use tokio::process::Command;
@@ -274,10 +274,11 @@ crate::on_each_backend!(plugin_life_cycle_over_the_cli, refusals_say_why);
 
 fn request(n: u64) -> PaymentRequest {
     PaymentRequest {
-        payment_id: format!("p{n}"),
-        lease_id: "lease".into(),
+        payment_id: uuid::Uuid::from_u128(u128::from(n)),
+        lease_id: uuid::Uuid::nil(),
         installment_id: None,
-        amount: Money { amount: 1000, currency: "EUR".into() },
+        amount: 1000,
+        currency: Currency::parse("EUR").unwrap(),
         payment_method: "tok".into(),
         idempotency_key: format!("k{n}"),
         metadata: vec![],
@@ -423,7 +424,7 @@ async fn live_changes_reach_running_servers(backend: Backend) {
         eventually("the replica rolled back", async || p.get("echo").is_ok_and(|e| e.version() == "1.0.0")).await;
     }
     let outcome = providers.get("echo").unwrap().process(request(1)).await.unwrap();
-    assert_eq!(outcome.provider_transaction_id, "echo-1.0.0-p1");
+    assert_eq!(outcome.provider_tx_id, format!("echo-1.0.0-{}", uuid::Uuid::from_u128(1)));
 
     // Per plugin and version, in the host's /metrics.
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();

@@ -31,10 +31,11 @@ fn asking(id: &str, pairs: &[(&str, String)]) -> PaymentRequest {
 
 fn refund_of(bytes: usize) -> RefundRequest {
     RefundRequest {
-        refund_id: "r-1".into(),
-        payment_id: "p-1".into(),
-        provider_transaction_id: "tx".into(),
-        amount: Money { amount: 100, currency: "EUR".into() },
+        refund_id: pid("r-1"),
+        payment_id: pid("p-1"),
+        provider_tx_id: "tx".into(),
+        amount: 100,
+        currency: eur(),
         reason: Some(bytes.to_string()),
         idempotency_key: "idem-r-1".into(),
     }
@@ -55,7 +56,7 @@ fn too_large(result: Result<impl std::fmt::Debug, PluginCallError>) -> usize {
 }
 
 // Sizes as `WireSize` measures the lifted values: a string is its bytes + 8, a `none` 8, a record
-// or variant 8 of its own (see `plugins::types`).
+// or variant 8 of its own (see `plugins::wire`).
 const OUTCOME_OVERHEAD: usize = 32;
 const DECLINED_OVERHEAD: usize = 16;
 const REFUND_OVERHEAD: usize = 24;
@@ -82,7 +83,7 @@ async fn every_function_refuses_an_output_over_the_cap_with_its_size() {
 
     // The same plugin answers the next call.
     let outcome = plugin.process(asking("small", &[("bytes", "12".into())])).await.expect("a small outcome");
-    assert_eq!(outcome.provider_transaction_id, "x".repeat(12));
+    assert_eq!(outcome.provider_tx_id, "x".repeat(12));
 }
 
 #[tokio::test]
@@ -92,7 +93,7 @@ async fn an_output_at_the_cap_passes_and_one_byte_more_does_not() {
 
     let at_cap = CAP - OUTCOME_OVERHEAD;
     let outcome = plugin.process(asking("at-cap", &[("bytes", at_cap.to_string())])).await.expect("at the cap");
-    assert_eq!(outcome.provider_transaction_id.len(), at_cap);
+    assert_eq!(outcome.provider_tx_id.len(), at_cap);
     assert_eq!(too_large(plugin.process(asking("over", &[("bytes", (at_cap + 1).to_string())])).await), CAP + 1);
 
     let at_cap = CAP - REFUND_OVERHEAD;
@@ -101,8 +102,8 @@ async fn an_output_at_the_cap_passes_and_one_byte_more_does_not() {
     assert_eq!(too_large(plugin.refund(refund_of(at_cap + 1)).await), CAP + 1);
 
     let at_cap = CAP - EVENT_OVERHEAD;
-    let event = plugin.parse_webhook(webhook_of(at_cap)).await.expect("an event at the cap").expect("an event");
-    assert_eq!(event.event_id.len(), at_cap);
+    let batch = plugin.parse_webhook(webhook_of(at_cap)).await.expect("an event at the cap");
+    assert_eq!(batch.events[0].event_id.len(), at_cap);
     assert_eq!(too_large(plugin.parse_webhook(webhook_of(at_cap + 1)).await), CAP + 1);
 
     let declined = provider_error(plugin.validate(asking("d", &[("decline-bytes", "900".into())])).await);
@@ -155,7 +156,7 @@ fn measure_in_this_process() {
     // guest's own memory, which the calls below need again.
     capped.process_blocking(&built("warm")).expect("a short outcome");
     let outcome = capped.process_blocking(&built("guest-only")).expect("a short outcome");
-    assert_eq!(outcome.provider_transaction_id, format!("built-{HUGE}"));
+    assert_eq!(outcome.provider_tx_id, format!("built-{HUGE}"));
     let (guest_peak, _) = memory_status();
 
     // Same string, returned: refused before the copy, the peak does not move by anything like it.
@@ -175,12 +176,12 @@ fn measure_in_this_process() {
 
     // The next call on the same plugin works.
     let small = capped.process_blocking(&asking("next", &[("bytes", "7".into())])).expect("the next call");
-    assert_eq!(small.provider_transaction_id, "xxxxxxx");
+    assert_eq!(small.provider_tx_id, "xxxxxxx");
 
     // Control: with a cap above the output the host does copy it, and the measurement sees that.
     let uncapped = load(&capped_runtime(memory, 64 << 20));
     let copied = uncapped.process_blocking(&huge("copied")).expect("an output within a 64 MiB cap");
-    assert_eq!(copied.provider_transaction_id.len(), HUGE);
+    assert_eq!(copied.provider_tx_id.len(), HUGE);
     let (copied_peak, _) = memory_status();
     let copied_growth = copied_peak.saturating_sub(refused_peak);
     println!(

@@ -1,9 +1,14 @@
 //! The provider boundary: what this crate asks of a payment provider, implemented by the host
 //! over its plugin registry (Factory: resolve `provider` to its active plugin version) and the
-//! plugin runtime (Strategy: `validate`, `process`, `refund` of that plugin).
+//! plugin runtime (Strategy: `validate`, `process`, `refund`, `parse_webhook` of that plugin).
 //!
-//! The types mirror the WIT `lessor:payments` records but carry typed ids and a typed
-//! currency. How the host maps its plugin results to [`GatewayError`]:
+//! These types are the one provider contract: each WIT version module of the host
+//! (`host/src/plugins/versions/vX_Y_Z.rs`) converts its generated bindings straight to and
+//! from them, with typed ids (UUIDs as strings on the wire) and a typed currency. The requests
+//! also read JSON (`host plugin call --request`), in the field names below, `amount` in minor
+//! units beside `currency`, and the payment's transaction id as `provider_transaction_id`.
+//!
+//! How the host maps its plugin results to [`GatewayError`]:
 //!
 //! | plugin result | `GatewayError` |
 //! |---|---|
@@ -11,10 +16,11 @@
 //! | provider disabled by the operator | `Disabled` |
 //! | `provider-error::declined(reason)` | `Declined(reason)` |
 //! | `provider-error::invalid-request(field-error)` | `InvalidRequest { field, reason }` (kebab-case field as sent) |
-//! | `provider-error::not-supported` | `InvalidRequest { field: "provider", reason }` |
+//! | `provider-error::not-supported` | `InvalidRequest { field: "provider", reason }`; from `parse_webhook`: `Unavailable` |
 //! | `provider-error::provider-unavailable(msg)` | `Unavailable(msg)` |
 //! | `provider-error::internal(msg)`, any sandbox failure (trap, fuel, deadline, memory, output cap), host HTTP timeout | `OutcomeUnknown(msg)` |
-//! | input over the size cap (the plugin was not called) | `InvalidRequest { field: "payment_method", … }` |
+//! | input over the size cap (the plugin was not called) | `InvalidRequest { field: "payment_method", … }`; from `parse_webhook`: `InputTooLarge` |
+//! | `provider-error::signature-invalid` from `parse_webhook` (elsewhere: `OutcomeUnknown`) | `SignatureInvalid` |
 //! | a failed call after the host refused one of its requests for its destination (origin not granted, granted name resolving to a private address) | `EgressDenied(origin and reason)` |
 //!
 //! `EgressDenied` is a configuration error: nothing left the host for the refused request, so
@@ -29,15 +35,24 @@ use std::fmt;
 
 use async_trait::async_trait;
 use lessor_leases::Currency;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+mod delivery;
+mod provider;
+
+pub use delivery::{WebhookBatch, WebhookReply, WebhookRequest};
+pub use provider::{MethodKind, ProviderCapabilities, ProviderInfo};
 
 /// One payment to take. `idempotency_key` is the same on every call for this payment
 /// (first call and every reconciliation): forward it to the provider (Stripe's
 /// `Idempotency-Key`, the bank's `end_to_end_id`) so a repeated call never charges twice.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PaymentRequest {
     pub payment_id: Uuid,
     pub lease_id: Uuid,
+    #[serde(default)]
     pub installment_id: Option<Uuid>,
     /// Minor units of `currency`, > 0.
     pub amount: i64,
@@ -45,7 +60,13 @@ pub struct PaymentRequest {
     /// The token, or the canonical SEPA mandate JSON ([`crate::PaymentMethod::wire`]).
     pub payment_method: String,
     pub idempotency_key: String,
+    /// As JSON, an object of keys to values.
+    #[serde(default, deserialize_with = "pairs")]
     pub metadata: Vec<(String, String)>,
+}
+
+fn pairs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+    Ok(std::collections::BTreeMap::<String, String>::deserialize(d)?.into_iter().collect())
 }
 
 impl fmt::Debug for PaymentRequest {
@@ -64,7 +85,8 @@ impl fmt::Debug for PaymentRequest {
 }
 
 /// The provider's answer to `process`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ProviderPaymentStatus {
     Succeeded,
     /// Accepted; the final result arrives by webhook.
@@ -75,29 +97,34 @@ pub enum ProviderPaymentStatus {
     Failed,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PaymentOutcome {
     pub status: ProviderPaymentStatus,
+    #[serde(rename = "provider_transaction_id")]
     pub provider_tx_id: String,
     pub decline_code: Option<String>,
     pub next_action_url: Option<String>,
 }
 
 /// One refund to make; `idempotency_key` is the same on every call for this refund.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RefundRequest {
     pub refund_id: Uuid,
     pub payment_id: Uuid,
     /// The `provider_tx_id` of the payment being refunded.
+    #[serde(rename = "provider_transaction_id")]
     pub provider_tx_id: String,
     /// Minor units of `currency`, > 0; may be less than the payment.
     pub amount: i64,
     pub currency: Currency,
+    #[serde(default)]
     pub reason: Option<String>,
     pub idempotency_key: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ProviderRefundStatus {
     Succeeded,
     /// Accepted; the result arrives by webhook.
@@ -105,7 +132,7 @@ pub enum ProviderRefundStatus {
     Failed,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RefundOutcome {
     pub status: ProviderRefundStatus,
     pub provider_refund_id: String,
@@ -139,6 +166,12 @@ pub enum GatewayError {
     /// no retry helps until the operator changes the grants. Carries the origin and why.
     #[error("the host refused the provider's request: {0}")]
     EgressDenied(String),
+    /// A webhook's signature did not verify (`parse_webhook` only): nothing is applied.
+    #[error("webhook signature invalid")]
+    SignatureInvalid,
+    /// A webhook over the plugin's input cap (`parse_webhook` only); the plugin was not called.
+    #[error("input too large: {0}")]
+    InputTooLarge(String),
 }
 
 impl GatewayError {
@@ -152,6 +185,8 @@ impl GatewayError {
             Self::Unavailable(_) => "provider-unavailable",
             Self::OutcomeUnknown(_) => "outcome-unknown",
             Self::EgressDenied(_) => "provider_egress_denied",
+            Self::SignatureInvalid => "signature-invalid",
+            Self::InputTooLarge(_) => "input-too-large",
         }
     }
 
@@ -173,6 +208,11 @@ pub trait ProviderGateway: Send + Sync {
     /// Refunds (part of) a payment. Called again with the same request when an earlier call's
     /// outcome is unknown.
     async fn refund(&self, provider: &str, request: &RefundRequest) -> Result<RefundOutcome, GatewayError>;
+    /// Verifies a webhook request received for `provider` and normalises its events; no side
+    /// effects. `SignatureInvalid` when it does not verify. A gateway without webhooks refuses.
+    async fn parse_webhook(&self, provider: &str, _request: &WebhookRequest) -> Result<WebhookBatch, GatewayError> {
+        Err(GatewayError::InvalidRequest { field: "provider".into(), reason: format!("{provider} takes no webhooks") })
+    }
     /// Whether `token` has a format `provider` declares for its tokens (its manifest's
     /// `[token-formats]`): such a `payment_method` is accepted even when it looks like a card
     /// number. No provider declares any by default.

@@ -7,7 +7,7 @@
 //!   [`find_card_number`] refuses card data anywhere in a request (PCI DSS 3.3).
 //! - [`PaymentMethod`]: a provider token, or a SEPA mandate as canonical JSON.
 //! - [`ProviderGateway`]: what the host implements over its plugins (`validate`, `process`,
-//!   `refund`).
+//!   `refund`, `parse_webhook`), in this crate's types: the one provider contract.
 //! - [`PaymentService`]: `create`, `get`, `list_by_lease`, `refund`, `refunds`,
 //!   `apply_provider_event`, `reconcile_due`, lease payment methods.
 //! - [`IdempotencyStore`]: `Idempotency-Key` handling (`begin`, `complete`, `release`, `prune`).
@@ -57,8 +57,9 @@ mod webhook;
 pub use card::{find_card_number, find_card_numbers};
 pub use collection::{CollectionJob, CollectionPolicy, CollectionReport};
 pub use gateway::{
-    GatewayError, PaymentOutcome, PaymentRequest, ProviderGateway, ProviderPaymentStatus, ProviderRefundStatus,
-    RefundOutcome, RefundRequest,
+    GatewayError, MethodKind, PaymentOutcome, PaymentRequest, ProviderCapabilities, ProviderGateway, ProviderInfo,
+    ProviderPaymentStatus, ProviderRefundStatus, RefundOutcome, RefundRequest, WebhookBatch, WebhookReply,
+    WebhookRequest,
 };
 pub use idempotency::{
     Begin, CREATE_PAYMENT, Claim, Fingerprint, IdempotencyConfig, IdempotencyError, IdempotencyKey,

@@ -55,6 +55,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::gateway::{GatewayError, WebhookBatch, WebhookRequest};
 use crate::input::ValidationError;
 use crate::record::{Payment, Refund};
 use crate::repo::{Applied, ProviderRefund, RefundApplied, RefundResolution, Transition, WebhookMark};
@@ -95,7 +96,7 @@ impl ProviderEventKind {
 }
 
 /// An amount a provider event carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventAmount {
     /// Minor units.
     pub amount: i64,
@@ -104,16 +105,19 @@ pub struct EventAmount {
 }
 
 /// A verified, normalised provider event (the WIT `webhook-event`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NormalizedEvent {
     /// The provider's event id; events are applied once per `(provider, event_id)`.
     pub event_id: String,
     pub kind: ProviderEventKind,
     /// The payment's provider transaction id; for refund events, the provider's refund id
     /// (or the payment's transaction id, when the provider names the payment).
+    #[serde(rename = "provider_transaction_id")]
     pub provider_tx_id: String,
     pub amount: Option<EventAmount>,
     pub reason_code: Option<String>,
+    /// Unix milliseconds, when the provider says it happened (informative only).
+    pub occurred_at: Option<u64>,
 }
 
 /// Why an event was recorded without changing anything.
@@ -171,6 +175,12 @@ fn check_event(event: &NormalizedEvent) -> Result<(), ValidationError> {
 }
 
 impl PaymentService {
+    /// Has `provider`'s plugin verify a webhook request and normalise its events (no side
+    /// effects); apply each with [`Self::apply_provider_event`].
+    pub async fn parse_webhook(&self, provider: &str, request: &WebhookRequest) -> Result<WebhookBatch, GatewayError> {
+        self.gateway.parse_webhook(provider, request).await
+    }
+
     /// Applies a provider event once; see the module documentation.
     #[tracing::instrument(name = "payments.webhook", skip_all, fields(provider, kind = event.kind.as_str(), event_id = %event.event_id))]
     pub async fn apply_provider_event(

@@ -150,8 +150,8 @@ pub fn call(args: &CallArgs) -> anyhow::Result<()> {
 fn run(plugin: &LoadedPlugin, function: Function, input: &CallInput) -> anyhow::Result<Result<Value, PluginCallError>> {
     Ok(match (function, input) {
         (Function::Validate, CallInput::Payment(r)) => plugin.validate_blocking(r).map(|()| json!({ "valid": true })),
-        (Function::Process, CallInput::Payment(r)) => plugin.process_blocking(r).map(|o| report::payment_outcome(&o)),
-        (Function::Refund, CallInput::Refund(r)) => plugin.refund_blocking(r).map(|o| report::refund_outcome(&o)),
+        (Function::Process, CallInput::Payment(r)) => plugin.process_blocking(r).map(|o| json!(o)),
+        (Function::Refund, CallInput::Refund(r)) => plugin.refund_blocking(r).map(|o| json!(o)),
         (Function::Webhook, CallInput::Webhook(r)) => {
             let rules = plugin.webhook_rules();
             if let Some(header) = &rules.signature_header
@@ -167,7 +167,7 @@ fn run(plugin: &LoadedPlugin, function: Function, input: &CallInput) -> anyhow::
                     r.body.len()
                 );
             }
-            plugin.parse_webhook_blocking(r).map(|e| report::webhook_outcome(e.as_ref()))
+            plugin.parse_webhook_blocking(r).map(|batch| json!({ "events": batch.events }))
         }
         _ => unreachable!("the input is read for its function"),
     })

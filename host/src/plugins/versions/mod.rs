@@ -1,5 +1,6 @@
 //! One module per WIT package version the host runs, each with its own `bindgen!` and conversions
-//! to and from the version-independent `types`. A released version is frozen: adding
+//! straight to and from the payments crate's gateway types (`lessor_payments`), the one provider
+//! contract. A released version is frozen: adding
 //! `lessor:payments@0.2.0` means a `wit/lessor-payments@0.2.0/` folder, a `v0_2_0` module here
 //! (with its results' measured shapes, as in `v0_1_0/output.rs`, so the output cap holds before
 //! the copy), a variant in [`WitVersion`] and an arm in [`prepare`]; plugins built against 0.1.0
@@ -11,11 +12,12 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
-use super::state::CallState;
-use super::types::{
-    PaymentOutcome, PaymentRequest, ProviderError, ProviderInfo, RefundOutcome, RefundRequest, WebhookEvent,
-    WebhookRequest,
+use lessor_payments::{
+    PaymentOutcome, PaymentRequest, ProviderInfo, RefundOutcome, RefundRequest, WebhookBatch, WebhookRequest,
 };
+
+use super::error::ProviderError;
+use super::state::CallState;
 
 /// A WIT package version this host can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,7 +66,7 @@ pub(crate) enum CallFailure {
     Call(wasmtime::Error),
 }
 
-/// The provider calls, in host types, against one pre-linked component of some WIT version.
+/// The provider calls, in the gateway's types, against one pre-linked component of some WIT version.
 /// Each call instantiates a fresh instance in the given store.
 pub(crate) trait ProviderBindings: Send + Sync {
     /// Only creates an instance (for measuring start-up cost).
@@ -89,7 +91,7 @@ pub(crate) trait ProviderBindings: Send + Sync {
         &self,
         store: &mut Store<CallState>,
         request: &WebhookRequest,
-    ) -> Result<Result<Option<WebhookEvent>, ProviderError>, CallFailure>;
+    ) -> Result<Result<WebhookBatch, ProviderError>, CallFailure>;
 }
 
 /// One linker per WIT version, built once per engine.

@@ -1,5 +1,10 @@
 //! `lessor:payments@0.1.0` (released: frozen). Bindings, the host interface, and conversions
-//! between the generated types and `plugins::types`.
+//! between the generated types and the payments crate's gateway types (`lessor_payments`).
+//!
+//! What 0.1.0 cannot say, the conversion supplies: its capability flags and currencies become
+//! the gateway's `ProviderCapabilities` with both method kinds and asynchronous settlement (what a
+//! 0.1.0 plugin could always do); its webhook answer (at most one event) becomes a batch with the
+//! host's own reply.
 
 use std::marker::PhantomData;
 
@@ -10,11 +15,13 @@ use wasmtime::component::{
 };
 use wasmtime::{Engine, Store};
 
+use lessor_payments as g;
+
 use super::{CallFailure, ProviderBindings, add_wasi};
+use crate::plugins::error::ProviderError;
 use crate::plugins::http::{self as host_http, HttpFailure};
 use crate::plugins::output::Bounded;
 use crate::plugins::state::{CallState, HostState, LogLevel as HostLogLevel};
-use crate::plugins::types as t;
 
 wasmtime::component::bindgen!({
     path: "../wit/lessor-payments@0.1.0",
@@ -155,71 +162,75 @@ impl ProviderBindings for Bindings {
         self.instantiate(store).map(drop)
     }
 
-    fn info(&self, store: &mut Store<CallState>) -> Result<t::ProviderInfo, CallFailure> {
+    fn info(&self, store: &mut Store<CallState>) -> Result<g::ProviderInfo, CallFailure> {
         let (Bounded(info),) = self.call(store, &self.exports.info, ())?;
-        Ok(info.into())
+        Ok(provider_info(info))
     }
 
     fn validate(
         &self,
         store: &mut Store<CallState>,
-        request: &t::PaymentRequest,
-    ) -> Result<Result<(), t::ProviderError>, CallFailure> {
+        request: &g::PaymentRequest,
+    ) -> Result<Result<(), ProviderError>, CallFailure> {
         let (Bounded(result),) = self.call(store, &self.exports.validate, (request.into(),))?;
-        Ok(result.map_err(Into::into))
+        Ok(result.map_err(provider_error))
     }
 
     fn process(
         &self,
         store: &mut Store<CallState>,
-        request: &t::PaymentRequest,
-    ) -> Result<Result<t::PaymentOutcome, t::ProviderError>, CallFailure> {
+        request: &g::PaymentRequest,
+    ) -> Result<Result<g::PaymentOutcome, ProviderError>, CallFailure> {
         let (Bounded(result),) = self.call(store, &self.exports.process, (request.into(),))?;
-        Ok(result.map(Into::into).map_err(Into::into))
+        Ok(result.map(payment_outcome).map_err(provider_error))
     }
 
     fn refund(
         &self,
         store: &mut Store<CallState>,
-        request: &t::RefundRequest,
-    ) -> Result<Result<t::RefundOutcome, t::ProviderError>, CallFailure> {
+        request: &g::RefundRequest,
+    ) -> Result<Result<g::RefundOutcome, ProviderError>, CallFailure> {
         let (Bounded(result),) = self.call(store, &self.exports.refund, (request.into(),))?;
-        Ok(result.map(Into::into).map_err(Into::into))
+        Ok(result.map(refund_outcome).map_err(provider_error))
     }
 
     fn parse_webhook(
         &self,
         store: &mut Store<CallState>,
-        request: &t::WebhookRequest,
-    ) -> Result<Result<Option<t::WebhookEvent>, t::ProviderError>, CallFailure> {
+        request: &g::WebhookRequest,
+    ) -> Result<Result<g::WebhookBatch, ProviderError>, CallFailure> {
         let (Bounded(result),) = self.call(store, &self.exports.parse_webhook, (request.into(),))?;
-        Ok(result.map(|event| event.map(Into::into)).map_err(Into::into))
+        // At most one event, answered with the host's own reply.
+        Ok(result
+            .map(|event| g::WebhookBatch { events: event.map(webhook_event).into_iter().collect(), reply: None })
+            .map_err(provider_error))
     }
 }
 
-// ---- requests as lowered: borrowed views of the host types, so a call copies each string once,
-// straight into the guest's memory. Field names and order are the WIT records' (checked at load).
+// ---- requests as lowered: views of the gateway types, so a call copies each string once,
+// straight into the guest's memory (ids as their UUID text). Field names and order are the WIT
+// records' (checked at load).
 
 #[derive(ComponentType, Lower)]
 #[component(record)]
-struct MoneyRef<'a> {
+struct MoneyRef {
     #[component(name = "amount")]
     amount: i64,
     #[component(name = "currency")]
-    currency: &'a str,
+    currency: &'static str,
 }
 
 #[derive(ComponentType, Lower)]
 #[component(record)]
 struct PaymentRequestRef<'a> {
     #[component(name = "payment-id")]
-    payment_id: &'a str,
+    payment_id: String,
     #[component(name = "lease-id")]
-    lease_id: &'a str,
+    lease_id: String,
     #[component(name = "installment-id")]
-    installment_id: Option<&'a str>,
+    installment_id: Option<String>,
     #[component(name = "amount")]
-    amount: MoneyRef<'a>,
+    amount: MoneyRef,
     #[component(name = "payment-method")]
     payment_method: &'a str,
     #[component(name = "idempotency-key")]
@@ -232,13 +243,13 @@ struct PaymentRequestRef<'a> {
 #[component(record)]
 struct RefundRequestRef<'a> {
     #[component(name = "refund-id")]
-    refund_id: &'a str,
+    refund_id: String,
     #[component(name = "payment-id")]
-    payment_id: &'a str,
+    payment_id: String,
     #[component(name = "provider-transaction-id")]
     provider_transaction_id: &'a str,
     #[component(name = "amount")]
-    amount: MoneyRef<'a>,
+    amount: MoneyRef,
     #[component(name = "reason")]
     reason: Option<&'a str>,
     #[component(name = "idempotency-key")]
@@ -301,21 +312,15 @@ impl wit_host::Host for HostState {
     }
 }
 
-// ---- conversions: host types -> 0.1.0 (borrowed) ----
+// ---- conversions: gateway types -> 0.1.0 ----
 
-impl<'a> From<&'a t::Money> for MoneyRef<'a> {
-    fn from(m: &'a t::Money) -> Self {
-        Self { amount: m.amount, currency: &m.currency }
-    }
-}
-
-impl<'a> From<&'a t::PaymentRequest> for PaymentRequestRef<'a> {
-    fn from(r: &'a t::PaymentRequest) -> Self {
+impl<'a> From<&'a g::PaymentRequest> for PaymentRequestRef<'a> {
+    fn from(r: &'a g::PaymentRequest) -> Self {
         Self {
-            payment_id: &r.payment_id,
-            lease_id: &r.lease_id,
-            installment_id: r.installment_id.as_deref(),
-            amount: (&r.amount).into(),
+            payment_id: r.payment_id.to_string(),
+            lease_id: r.lease_id.to_string(),
+            installment_id: r.installment_id.map(|i| i.to_string()),
+            amount: MoneyRef { amount: r.amount, currency: r.currency.code() },
             payment_method: &r.payment_method,
             idempotency_key: &r.idempotency_key,
             metadata: &r.metadata,
@@ -323,113 +328,103 @@ impl<'a> From<&'a t::PaymentRequest> for PaymentRequestRef<'a> {
     }
 }
 
-impl<'a> From<&'a t::RefundRequest> for RefundRequestRef<'a> {
-    fn from(r: &'a t::RefundRequest) -> Self {
+impl<'a> From<&'a g::RefundRequest> for RefundRequestRef<'a> {
+    fn from(r: &'a g::RefundRequest) -> Self {
         Self {
-            refund_id: &r.refund_id,
-            payment_id: &r.payment_id,
-            provider_transaction_id: &r.provider_transaction_id,
-            amount: (&r.amount).into(),
+            refund_id: r.refund_id.to_string(),
+            payment_id: r.payment_id.to_string(),
+            provider_transaction_id: &r.provider_tx_id,
+            amount: MoneyRef { amount: r.amount, currency: r.currency.code() },
             reason: r.reason.as_deref(),
             idempotency_key: &r.idempotency_key,
         }
     }
 }
 
-impl<'a> From<&'a t::WebhookRequest> for WebhookRequestRef<'a> {
-    fn from(r: &'a t::WebhookRequest) -> Self {
+impl<'a> From<&'a g::WebhookRequest> for WebhookRequestRef<'a> {
+    fn from(r: &'a g::WebhookRequest) -> Self {
         Self { headers: &r.headers, body: &r.body, received_at: r.received_at }
     }
 }
 
-// ---- conversions: 0.1.0 -> host types ----
+// ---- conversions: 0.1.0 -> gateway types ----
 
-impl From<w::Money> for t::Money {
-    fn from(m: w::Money) -> Self {
-        Self { amount: m.amount, currency: m.currency }
+fn payment_outcome(o: w::PaymentOutcome) -> g::PaymentOutcome {
+    g::PaymentOutcome {
+        status: match o.status {
+            w::PaymentStatus::Succeeded => g::ProviderPaymentStatus::Succeeded,
+            w::PaymentStatus::Processing => g::ProviderPaymentStatus::Processing,
+            w::PaymentStatus::RequiresAction => g::ProviderPaymentStatus::RequiresAction,
+            w::PaymentStatus::Failed => g::ProviderPaymentStatus::Failed,
+        },
+        provider_tx_id: o.provider_transaction_id,
+        decline_code: o.decline_code,
+        next_action_url: o.next_action_url,
     }
 }
 
-impl From<w::PaymentOutcome> for t::PaymentOutcome {
-    fn from(o: w::PaymentOutcome) -> Self {
-        Self {
-            status: match o.status {
-                w::PaymentStatus::Succeeded => t::PaymentStatus::Succeeded,
-                w::PaymentStatus::Processing => t::PaymentStatus::Processing,
-                w::PaymentStatus::RequiresAction => t::PaymentStatus::RequiresAction,
-                w::PaymentStatus::Failed => t::PaymentStatus::Failed,
-            },
-            provider_transaction_id: o.provider_transaction_id,
-            decline_code: o.decline_code,
-            next_action_url: o.next_action_url,
-        }
+fn refund_outcome(o: w::RefundOutcome) -> g::RefundOutcome {
+    g::RefundOutcome {
+        status: match o.status {
+            w::RefundStatus::Succeeded => g::ProviderRefundStatus::Succeeded,
+            w::RefundStatus::Pending => g::ProviderRefundStatus::Pending,
+            w::RefundStatus::Failed => g::ProviderRefundStatus::Failed,
+        },
+        provider_refund_id: o.provider_refund_id,
+        failure_reason: o.failure_reason,
     }
 }
 
-impl From<w::RefundOutcome> for t::RefundOutcome {
-    fn from(o: w::RefundOutcome) -> Self {
-        Self {
-            status: match o.status {
-                w::RefundStatus::Succeeded => t::RefundStatus::Succeeded,
-                w::RefundStatus::Pending => t::RefundStatus::Pending,
-                w::RefundStatus::Failed => t::RefundStatus::Failed,
-            },
-            provider_refund_id: o.provider_refund_id,
-            failure_reason: o.failure_reason,
-        }
+fn webhook_event(e: w::WebhookEvent) -> g::NormalizedEvent {
+    use g::ProviderEventKind as K;
+    g::NormalizedEvent {
+        event_id: e.event_id,
+        kind: match e.kind {
+            w::EventKind::PaymentSucceeded => K::PaymentSucceeded,
+            w::EventKind::PaymentFailed => K::PaymentFailed,
+            w::EventKind::PaymentProcessing => K::PaymentProcessing,
+            w::EventKind::PaymentRequiresAction => K::PaymentRequiresAction,
+            w::EventKind::PaymentSettled => K::PaymentSettled,
+            w::EventKind::PaymentReturned => K::PaymentReturned,
+            w::EventKind::RefundSucceeded => K::RefundSucceeded,
+            w::EventKind::RefundFailed => K::RefundFailed,
+            w::EventKind::DisputeOpened => K::DisputeOpened,
+        },
+        provider_tx_id: e.provider_transaction_id,
+        amount: e.amount.map(|m| g::EventAmount { amount: m.amount, currency: m.currency }),
+        reason_code: e.reason_code,
+        occurred_at: e.occurred_at,
     }
 }
 
-impl From<w::WebhookEvent> for t::WebhookEvent {
-    fn from(e: w::WebhookEvent) -> Self {
-        Self {
-            event_id: e.event_id,
-            kind: match e.kind {
-                w::EventKind::PaymentSucceeded => t::EventKind::PaymentSucceeded,
-                w::EventKind::PaymentFailed => t::EventKind::PaymentFailed,
-                w::EventKind::PaymentProcessing => t::EventKind::PaymentProcessing,
-                w::EventKind::PaymentRequiresAction => t::EventKind::PaymentRequiresAction,
-                w::EventKind::PaymentSettled => t::EventKind::PaymentSettled,
-                w::EventKind::PaymentReturned => t::EventKind::PaymentReturned,
-                w::EventKind::RefundSucceeded => t::EventKind::RefundSucceeded,
-                w::EventKind::RefundFailed => t::EventKind::RefundFailed,
-                w::EventKind::DisputeOpened => t::EventKind::DisputeOpened,
-            },
-            provider_transaction_id: e.provider_transaction_id,
-            amount: e.amount.map(Into::into),
-            reason_code: e.reason_code,
-            occurred_at: e.occurred_at,
-        }
-    }
-}
-
-impl From<w::ProviderInfo> for t::ProviderInfo {
-    fn from(i: w::ProviderInfo) -> Self {
-        let flags = [
-            (w::Capabilities::REFUNDS, t::Capability::Refunds),
-            (w::Capabilities::PARTIAL_REFUNDS, t::Capability::PartialRefunds),
-            (w::Capabilities::WEBHOOKS, t::Capability::Webhooks),
-            (w::Capabilities::PAYER_ACTIONS, t::Capability::PayerActions),
-            (w::Capabilities::RECURRING, t::Capability::Recurring),
-        ];
-        Self {
-            id: i.id,
-            version: i.version,
+/// 0.1.0's flags and currencies; it has no method kinds or settlement flag: its plugins took
+/// both kinds and could always answer `processing`. (`recurring` has no successor.)
+fn provider_info(i: w::ProviderInfo) -> g::ProviderInfo {
+    let flag = |f: w::Capabilities| i.capabilities.contains(f);
+    g::ProviderInfo {
+        capabilities: g::ProviderCapabilities {
             currencies: i.currencies,
-            capabilities: flags.into_iter().filter(|(f, _)| i.capabilities.contains(*f)).map(|(_, c)| c).collect(),
-        }
+            method_kinds: vec![g::MethodKind::Token, g::MethodKind::SepaMandate],
+            refunds: flag(w::Capabilities::REFUNDS),
+            partial_refunds: flag(w::Capabilities::PARTIAL_REFUNDS),
+            asynchronous_settlement: true,
+            payer_actions: flag(w::Capabilities::PAYER_ACTIONS),
+            webhooks: flag(w::Capabilities::WEBHOOKS),
+        },
+        id: i.id,
+        version: i.version,
     }
 }
 
-impl From<w::ProviderError> for t::ProviderError {
-    fn from(e: w::ProviderError) -> Self {
-        match e {
-            w::ProviderError::Declined(reason) => Self::Declined(reason),
-            w::ProviderError::InvalidRequest(w::FieldError { field, reason }) => Self::InvalidRequest { field, reason },
-            w::ProviderError::ProviderUnavailable(why) => Self::ProviderUnavailable(why),
-            w::ProviderError::SignatureInvalid => Self::SignatureInvalid,
-            w::ProviderError::NotSupported => Self::NotSupported,
-            w::ProviderError::Internal(why) => Self::Internal(why),
+fn provider_error(e: w::ProviderError) -> ProviderError {
+    match e {
+        w::ProviderError::Declined(reason) => ProviderError::Declined(reason),
+        w::ProviderError::InvalidRequest(w::FieldError { field, reason }) => {
+            ProviderError::InvalidRequest { field, reason }
         }
+        w::ProviderError::ProviderUnavailable(why) => ProviderError::ProviderUnavailable(why),
+        w::ProviderError::SignatureInvalid => ProviderError::SignatureInvalid,
+        w::ProviderError::NotSupported => ProviderError::NotSupported,
+        w::ProviderError::Internal(why) => ProviderError::Internal(why),
     }
 }

@@ -482,6 +482,9 @@ pub(crate) fn validation_error(e: GatewayError) -> PaymentError {
         // Nothing was written yet: the provider cannot be used until the operator fixes its
         // grants, which is the host's problem, not the request's.
         denied @ GatewayError::EgressDenied(_) => PaymentError::ProviderUnavailable(denied.to_string()),
+        // Not answers `validate` gives (the host maps them for `parse_webhook` only).
+        GatewayError::InputTooLarge(reason) => ValidationError::single("payment_method", reason).into(),
+        GatewayError::SignatureInvalid => PaymentError::ProviderUnavailable("unexpected signature error".to_owned()),
     }
 }
 

@@ -31,7 +31,14 @@ async fn with_status(
 }
 
 fn event(id: &str, kind: ProviderEventKind, tx: &str) -> NormalizedEvent {
-    NormalizedEvent { event_id: id.into(), kind, provider_tx_id: tx.into(), amount: None, reason_code: None }
+    NormalizedEvent {
+        event_id: id.into(),
+        kind,
+        provider_tx_id: tx.into(),
+        amount: None,
+        reason_code: None,
+        occurred_at: None,
+    }
 }
 
 async fn the_same_event_twice_is_applied_once(engine: Engine) {

@@ -1,25 +1,22 @@
-//! `--request FILE`: the call's input as JSON, read into the host's wire types
-//! (`plugins::types`). Unknown fields are refused, and every error names the field's JSON path.
+//! `--request FILE`: the call's input as JSON, read straight into the payments crate's gateway
+//! types (their JSON form is documented on them). Unknown fields are refused, and every error
+//! names the field's JSON path.
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use serde::Deserialize;
+use lessor_payments::{PaymentRequest, RefundRequest, WebhookRequest};
 use serde::de::DeserializeOwned;
-
-use crate::plugins::types::{Money, PaymentRequest, RefundRequest, WebhookRequest};
 
 /// What `--help` and the README show.
 pub const SHAPES: &str = "\
-The --request FILE is JSON (amounts in integer minor units):
-  validate, process: {\"payment_id\": \"pay_1\", \"lease_id\": \"lease_1\", \"installment_id\": null,
-                      \"amount\": {\"amount\": 1999, \"currency\": \"EUR\"}, \"payment_method\": \"pm_card_visa\",
+The --request FILE is JSON (ids are UUIDs; amounts in integer minor units of an ISO 4217 currency):
+  validate, process: {\"payment_id\": \"7d0c…\", \"lease_id\": \"2f1a…\", \"installment_id\": null,
+                      \"amount\": 1999, \"currency\": \"EUR\", \"payment_method\": \"pm_card_visa\",
                       \"idempotency_key\": \"key-1\", \"metadata\": {\"k\": \"v\"}}
                      (installment_id and metadata may be left out)
-  refund:            {\"refund_id\": \"ref_1\", \"payment_id\": \"pay_1\", \"provider_transaction_id\": \"pi_1\",
-                      \"amount\": {\"amount\": 500, \"currency\": \"EUR\"}, \"reason\": null, \"idempotency_key\": \"key-2\"}
+  refund:            {\"refund_id\": \"5e9b…\", \"payment_id\": \"7d0c…\", \"provider_transaction_id\": \"pi_1\",
+                      \"amount\": 500, \"currency\": \"EUR\", \"reason\": null, \"idempotency_key\": \"key-2\"}
                      (reason may be left out)
   webhook:           {\"headers\": {\"stripe-signature\": \"t=…,v1=…\"}, \"body\": \"{…the raw body…}\",
                       \"received_at\": 1767225600000}
@@ -34,89 +31,17 @@ pub enum CallInput {
     Webhook(WebhookRequest),
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MoneyJson {
-    amount: i64,
-    currency: String,
-}
-
-impl From<MoneyJson> for Money {
-    fn from(m: MoneyJson) -> Self {
-        Money { amount: m.amount, currency: m.currency }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PaymentJson {
-    payment_id: String,
-    lease_id: String,
-    #[serde(default)]
-    installment_id: Option<String>,
-    amount: MoneyJson,
-    payment_method: String,
-    idempotency_key: String,
-    #[serde(default)]
-    metadata: BTreeMap<String, String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RefundJson {
-    refund_id: String,
-    payment_id: String,
-    provider_transaction_id: String,
-    amount: MoneyJson,
-    #[serde(default)]
-    reason: Option<String>,
-    idempotency_key: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WebhookJson {
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    body: String,
-    #[serde(default)]
-    received_at: Option<u64>,
-}
-
 pub fn payment(file: &Path) -> anyhow::Result<CallInput> {
-    let p: PaymentJson = read(file)?;
-    Ok(CallInput::Payment(PaymentRequest {
-        payment_id: p.payment_id,
-        lease_id: p.lease_id,
-        installment_id: p.installment_id,
-        amount: p.amount.into(),
-        payment_method: p.payment_method,
-        idempotency_key: p.idempotency_key,
-        metadata: p.metadata.into_iter().collect(),
-    }))
+    read(file).map(CallInput::Payment)
 }
 
 pub fn refund(file: &Path) -> anyhow::Result<CallInput> {
-    let r: RefundJson = read(file)?;
-    Ok(CallInput::Refund(RefundRequest {
-        refund_id: r.refund_id,
-        payment_id: r.payment_id,
-        provider_transaction_id: r.provider_transaction_id,
-        amount: r.amount.into(),
-        reason: r.reason,
-        idempotency_key: r.idempotency_key,
-    }))
+    read(file).map(CallInput::Refund)
 }
 
 /// Header names lower-cased, as `host serve` hands a received webhook's headers to the plugin.
 pub fn webhook(file: &Path) -> anyhow::Result<CallInput> {
-    let w: WebhookJson = read(file)?;
-    let now = || SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    Ok(CallInput::Webhook(WebhookRequest {
-        headers: w.headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect(),
-        body: w.body.into_bytes(),
-        received_at: w.received_at.unwrap_or_else(now),
-    }))
+    read(file).map(CallInput::Webhook)
 }
 
 fn read<T: DeserializeOwned>(file: &Path) -> anyhow::Result<T> {

@@ -4,10 +4,7 @@
 use serde_json::{Value, json};
 
 use super::canned::{Exchange, method_name};
-use crate::plugins::PluginCallError;
-use crate::plugins::types::{
-    EventKind, PaymentOutcome, PaymentStatus, ProviderError, RefundOutcome, RefundStatus, WebhookEvent,
-};
+use crate::plugins::{PluginCallError, ProviderError};
 
 /// Hides the values of `--secret`s wherever they appear, and credential headers whole.
 pub struct Masker {
@@ -115,59 +112,6 @@ fn print_message(headers: &[(String, String)], body: &str) {
         println!("  (no body)");
     } else {
         println!("  body: {body}");
-    }
-}
-
-pub fn payment_outcome(o: &PaymentOutcome) -> Value {
-    let status = match o.status {
-        PaymentStatus::Succeeded => "succeeded",
-        PaymentStatus::Processing => "processing",
-        PaymentStatus::RequiresAction => "requires_action",
-        PaymentStatus::Failed => "failed",
-    };
-    json!({
-        "status": status,
-        "provider_transaction_id": o.provider_transaction_id,
-        "decline_code": o.decline_code,
-        "next_action_url": o.next_action_url,
-    })
-}
-
-pub fn refund_outcome(o: &RefundOutcome) -> Value {
-    let status = match o.status {
-        RefundStatus::Succeeded => "succeeded",
-        RefundStatus::Pending => "pending",
-        RefundStatus::Failed => "failed",
-    };
-    json!({ "status": status, "provider_refund_id": o.provider_refund_id, "failure_reason": o.failure_reason })
-}
-
-/// `{"event": …}`, or `{"event": null}` when the plugin ignored a genuine webhook.
-pub fn webhook_outcome(event: Option<&WebhookEvent>) -> Value {
-    let event = event.map(|e| {
-        json!({
-            "event_id": e.event_id,
-            "kind": event_kind(e.kind),
-            "provider_transaction_id": e.provider_transaction_id,
-            "amount": e.amount.as_ref().map(|m| json!({ "amount": m.amount, "currency": m.currency })),
-            "reason_code": e.reason_code,
-            "occurred_at": e.occurred_at,
-        })
-    });
-    json!({ "event": event })
-}
-
-fn event_kind(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::PaymentSucceeded => "payment_succeeded",
-        EventKind::PaymentFailed => "payment_failed",
-        EventKind::PaymentProcessing => "payment_processing",
-        EventKind::PaymentRequiresAction => "payment_requires_action",
-        EventKind::PaymentSettled => "payment_settled",
-        EventKind::PaymentReturned => "payment_returned",
-        EventKind::RefundSucceeded => "refund_succeeded",
-        EventKind::RefundFailed => "refund_failed",
-        EventKind::DisputeOpened => "dispute_opened",
     }
 }
 

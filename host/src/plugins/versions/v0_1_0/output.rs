@@ -1,12 +1,12 @@
 //! The measured shapes of 0.1.0's results (`output.rs`): each result type as WIT declares it, its
 //! strings lifted as lengths only. Field names and order are the WIT records' (checked at load),
-//! and each `wire_size` is the one the host type in `plugins::types` has once lifted.
+//! and each `wire_size` is the size the lifted value has as `plugins::wire` measures it.
 
 use wasmtime::component::{ComponentType, Lift};
 
 use super::lessor::payments::types as w;
 use crate::plugins::output::{Output, StrLen, StrListLen};
-use crate::plugins::types::{FIELD, WireSize};
+use crate::plugins::wire::{FIELD, WireSize};
 
 impl Output for w::ProviderInfo {
     type Shape = ProviderInfoShape;
