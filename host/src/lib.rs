@@ -1,5 +1,6 @@
 //! The Lessor host: configuration, HTTP API and wiring. Domain rules live in `services/*`.
 
+pub mod allocator;
 pub mod cli;
 pub mod config;
 pub mod events;

@@ -6,6 +6,7 @@ use host::{Config, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    host::allocator::tune();
     let cli = Cli::parse();
     // Publishers' commands (keygen, sign) need no configuration: a publisher has none, and an
     // operator's (say, signatures required with no key trusted yet) must not stand in the way.

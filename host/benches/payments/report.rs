@@ -51,6 +51,8 @@ pub fn footprint(f: &Footprint, peak_rss_a_kib: Option<f64>) {
     if let Some(peak) = peak_rss_a_kib {
         emit("footprint.rss_peak_mib", "MiB", &[mib(peak)], idle_baseline());
     }
+    let logins: Vec<f64> = f.after_logins_rss.iter().copied().map(mib).collect();
+    emit("footprint.rss_after_logins_mib", "MiB", &logins, idle_baseline());
     let ten: Vec<f64> = f.ten_plugins_rss.iter().copied().map(mib).collect();
     emit("footprint.rss_10_plugins_mib", "MiB", &ten, idle_baseline());
     emit("footprint.startup_cold_ms", "ms", &f.cold_start, Baseline::None);
