@@ -103,6 +103,25 @@ impl Timeouts {
     }
 }
 
+/// Whether a connection coming back to the pool may be handed out again: not if it is still
+/// inside a transaction once queued work has run. sqlx rolls back a dropped `Transaction` by
+/// queueing a ROLLBACK (run by the ping here), but a `begin` future dropped after its BEGIN ran
+/// and before the `Transaction` existed leaves the connection in the transaction with nothing to
+/// end it. Handed out again, every `begin_with` on it fails ("non-zero transaction depth") and on
+/// SQLite its open write transaction holds the write lock: every write of the host answered 503
+/// until a restart. Such a connection is closed instead, which rolls the transaction back.
+async fn reusable<C: sqlx::Connection>(conn: &mut C) -> Result<bool, sqlx::Error> {
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::warn!("a database connection came back to the pool inside a transaction; closing it (rolls it back)");
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 /// A PostgreSQL connection idle at least this long is pinged before it is used again, so one
 /// the server or network dropped meanwhile is replaced instead of failing a request.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
@@ -134,6 +153,7 @@ impl Db {
                             Ok(true)
                         })
                     })
+                    .after_release(|conn, _| Box::pin(reusable(conn)))
                     .connect_with(options)
                     .await
                     .map_err(|source| StoreError::Connect { target: redacted(url), source })?;
@@ -157,6 +177,7 @@ impl Db {
                     // In process: nothing to lose between uses.
                     .test_before_acquire(false)
                     .acquire_timeout(settings.acquire_timeout)
+                    .after_release(|conn, _| Box::pin(reusable(conn)))
                     .connect_with(options)
                     .await
                     .map_err(|source| StoreError::Connect { target: target.to_string(), source })?;
@@ -222,5 +243,51 @@ mod tests {
         db.ping().await.unwrap();
         assert!(dir.path().join("nested").join(crate::target::SQLITE_FILE).exists());
         assert_eq!(db.engine(), Engine::Sqlite);
+    }
+
+    /// What a `begin` future dropped between its BEGIN and the `Transaction` it would have
+    /// returned leaves behind (a request cut off at that instant): a pooled connection inside a
+    /// transaction with nothing to end it. Made here by forgetting a `Transaction`.
+    async fn leak_a_transaction<DB: sqlx::Database>(pool: &sqlx::Pool<DB>, begin: &'static str) {
+        let mut conn = pool.acquire().await.unwrap();
+        let tx = sqlx::Connection::begin_with(&mut *conn, begin).await.unwrap();
+        std::mem::forget(tx);
+        assert!(sqlx::Connection::is_in_transaction(&*conn));
+    }
+
+    fn one_connection() -> PoolSettings {
+        PoolSettings { max_connections: 1, ..PoolSettings::default() }
+    }
+
+    #[tokio::test]
+    async fn sqlite_connection_left_in_a_transaction_is_not_handed_out_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = DatabaseTarget::from_config(None, dir.path()).unwrap();
+        let Db::Sqlite(pool) = Db::connect_with(&target, &one_connection()).await.unwrap() else { unreachable!() };
+        leak_a_transaction(&pool, "BEGIN IMMEDIATE").await;
+        // Before the pool checked returned connections, this failed with "attempted to call
+        // begin_with at non-zero transaction depth", on every later write.
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("a write transaction begins");
+        sqlx::query("CREATE TABLE t (x INTEGER)").execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+        let conn = pool.acquire().await.unwrap();
+        assert!(!sqlx::Connection::is_in_transaction(&*conn));
+    }
+
+    #[tokio::test]
+    async fn postgres_connection_left_in_a_transaction_is_not_handed_out_again() {
+        let url =
+            std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let target = DatabaseTarget::from_config(Some(&url), std::path::Path::new(".")).unwrap();
+        let Db::Postgres(pool) = Db::connect_with(&target, &one_connection()).await.unwrap() else { unreachable!() };
+        leak_a_transaction(&pool, "BEGIN").await;
+        // Before, the next `begin` made a SAVEPOINT inside the leaked transaction, and its commit
+        // committed nothing: the connection stayed idle in a transaction.
+        let mut conn = pool.acquire().await.unwrap();
+        assert!(!sqlx::Connection::is_in_transaction(&*conn));
+        // PostgreSQL refuses a SAVEPOINT outside a transaction block: the server's own word that
+        // the connection handed out is not inside the leaked transaction.
+        let outside = sqlx::query("SAVEPOINT probe").execute(&mut *conn).await.unwrap_err();
+        assert!(outside.to_string().contains("transaction blocks"), "{outside}");
     }
 }
