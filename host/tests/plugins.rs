@@ -20,8 +20,8 @@ use host::plugins::{
     ProviderError, RuntimeConfig, SandboxFailure,
 };
 use lessor_payments::{
-    Currency, PaymentRequest, ProviderEventKind, ProviderPaymentStatus, ProviderRefundStatus, RefundRequest,
-    WebhookRequest,
+    Currency, MethodKind, PaymentRequest, ProviderEventKind, ProviderPaymentStatus, ProviderRefundStatus,
+    RefundRequest, WebhookRequest,
 };
 use peer::Peer;
 use secrecy::SecretString;
@@ -100,6 +100,7 @@ fn payment(id: &str, amount: i64) -> PaymentRequest {
         installment_id: Some(pid("inst-3")),
         amount,
         currency: eur(),
+        method_kind: MethodKind::Token,
         payment_method: "tok_visa".into(),
         idempotency_key: format!("idem-{id}"),
         metadata: vec![("source".into(), "test".into())],
@@ -413,7 +414,7 @@ async fn an_unknown_wit_version_is_refused_by_name() {
         LoadError::UnknownWitVersion { plugin, claimed, known } => {
             assert_eq!(plugin, "unknown-version@0.1.0");
             assert_eq!(claimed, "lessor:payments@0.9.0");
-            assert_eq!(known, &vec!["lessor:payments@0.1.0"]);
+            assert_eq!(known, &vec!["lessor:payments@0.1.0", "lessor:payments@0.2.0"]);
         }
         other => panic!("expected UnknownWitVersion, got {other:?}"),
     }

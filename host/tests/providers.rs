@@ -18,8 +18,8 @@ use host::plugins::{
     Grants, Limits, LoadedPlugin, Origin, PluginCallError, PluginRuntime, ProviderError, RuntimeConfig, SandboxFailure,
 };
 use lessor_payments::{
-    Currency, EventAmount, NormalizedEvent, PaymentOutcome, PaymentRequest, ProviderEventKind, ProviderPaymentStatus,
-    ProviderRefundStatus, RefundRequest, WebhookBatch, WebhookRequest,
+    Currency, EventAmount, MethodKind, NormalizedEvent, PaymentOutcome, PaymentRequest, ProviderEventKind,
+    ProviderPaymentStatus, ProviderRefundStatus, RefundRequest, WebhookBatch, WebhookRequest,
 };
 use peers::bank::{self, BankPeer};
 use peers::stripe::{self as stripe_peer, StripePeer};
@@ -135,6 +135,7 @@ fn card_payment(id: &str, amount: i64, payment_method: &str) -> PaymentRequest {
         installment_id: Some(pid("inst-3")),
         amount,
         currency: cur("EUR"),
+        method_kind: MethodKind::of_wire(payment_method),
         payment_method: payment_method.into(),
         idempotency_key: format!("idem-{id}"),
         metadata: vec![("channel".into(), "portal".into())],
@@ -572,6 +573,7 @@ fn debit(payment_id: &str, amount: i64, payment_method: String) -> PaymentReques
         installment_id: Some(pid("inst-3")),
         amount,
         currency: cur("EUR"),
+        method_kind: MethodKind::SepaMandate,
         payment_method,
         idempotency_key: format!("idem-{payment_id}"),
         metadata: Vec::new(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use host::plugins::http::{HttpFailure, HttpResponse, HttpTransport, Method, OutboundRequest};
 use host::plugins::{Grants, LoadedPlugin, Manifest, Origin, PluginRuntime, RuntimeConfig};
-use lessor_payments::{Currency, PaymentRequest};
+use lessor_payments::{Currency, MethodKind, PaymentRequest};
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -22,6 +22,7 @@ pub fn payment() -> PaymentRequest {
         installment_id: Some(Uuid::from_u128(0x12)),
         amount: 48_900,
         currency: Currency::parse("EUR").expect("EUR"),
+        method_kind: MethodKind::Token,
         payment_method: "tok_visa".into(),
         idempotency_key: "idem-0b9f3c1e".into(),
         metadata: vec![("contract".into(), "C-2024-0042".into()), ("channel".into(), "portal".into())],

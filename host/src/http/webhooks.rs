@@ -8,6 +8,13 @@
 //! after it, and for events about objects Lessor never created, 200 `ignored` (warn log and the
 //! `lessor_webhook_events_ignored` counter).
 //!
+//! A request may carry several events (WIT 0.2.0): each is recorded once, then the host answers
+//! the plugin's reply verbatim (a 0.1.0 plugin's request gets the host's `{"status": …}`), with
+//! the `lessor-webhook-outcome` header; if any event must be delivered again the whole request is
+//! answered 409, and the events already recorded are duplicates next time. A reply outside its
+//! bounds (2xx, a visible content type, ≤ 64 KiB, ≤ 100 events) is the plugin's fault: 503, and
+//! the reason logged.
+//!
 //! Before a sandbox is instantiated: requests are counted per provider and client address
 //! (429 past `LESSOR_WEBHOOK_RATE_LIMIT` a minute), and a request without the signature header
 //! the plugin's manifest declares (400) or with a body past its declared cap (413) is refused.
@@ -17,7 +24,8 @@
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use lessor_payments::{GatewayError, IgnoredReason, NormalizedEvent, WebhookOutcome, WebhookRequest};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -47,7 +55,7 @@ pub struct WebhookAck {
     params(("provider" = String, Path, description = "the provider id, e.g. `stripe`", pattern = r"^[a-z0-9-]{1,64}$")),
     request_body(content = String, description = "the provider's raw payload"),
     responses(
-        (status = 200, body = WebhookAck),
+        (status = 200, body = WebhookAck, description = "the events were recorded: the plugin's own reply (any 2xx, its content type and body) if it chose one (WIT 0.2.0), else this; `lessor-webhook-outcome` says `applied`, `ignored` or `duplicate`"),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 408, body = Problem, content_type = "application/problem+json"),
@@ -63,7 +71,7 @@ async fn receive(
     ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<WebhookAck>, ApiError> {
+) -> Result<Response, ApiError> {
     let plugin = state.providers.get(&provider).map_err(|e| match e {
         ProviderUnavailable::Unknown(_) | ProviderUnavailable::Disabled(_) => {
             ApiError::specific(StatusCode::NOT_FOUND, "unknown-provider", format!("no payment provider `{provider}`"))
@@ -133,8 +141,25 @@ async fn receive(
             retry_after: Some(std::time::Duration::from_secs(60)),
         });
     }
-    Ok(Json(WebhookAck { status: answer.as_str() }))
+    let mut response = match batch.reply {
+        // The plugin's answer, verbatim (checked by the gateway: 2xx, a sane content type, ≤ 64 KiB).
+        Some(reply) => {
+            let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+            let mut response = (status, reply.body).into_response();
+            if let Ok(value) = HeaderValue::from_str(&reply.content_type) {
+                response.headers_mut().insert(header::CONTENT_TYPE, value);
+            }
+            response
+        }
+        None => Json(WebhookAck { status: answer.as_str() }).into_response(),
+    };
+    response.headers_mut().insert(OUTCOME_HEADER, HeaderValue::from_static(answer.as_str()));
+    Ok(response)
 }
+
+/// What the host made of a webhook request (`applied`, `ignored`, `duplicate`), beside the
+/// plugin's own reply body.
+pub const OUTCOME_HEADER: &str = "lessor-webhook-outcome";
 
 /// What the host answers for a request's events: the strongest of them (one applied → `applied`;
 /// all seen before → `duplicate`; no events, or nothing to do → `ignored`).

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use lessor_payments::{
-    GatewayError, PaymentOutcome, PaymentRequest, ProviderGateway, RefundOutcome, RefundRequest, WebhookBatch,
-    WebhookRequest,
+    GatewayError, PaymentLookup, PaymentOutcome, PaymentRequest, ProviderCapabilities, ProviderGateway,
+    ProviderPaymentStatus, RefundLookup, RefundOutcome, RefundRequest, WebhookBatch, WebhookRequest,
 };
 
 use crate::plugins::{LiveProviders, LoadedPlugin, PluginCallError, ProviderError, ProviderUnavailable};
@@ -46,6 +46,8 @@ fn gateway_error(e: PluginCallError) -> GatewayError {
                 reason: "this provider does not offer the operation".into(),
             },
             ProviderError::ProviderUnavailable(msg) => GatewayError::Unavailable(msg),
+            ProviderError::EgressDenied(what) => GatewayError::EgressDenied(what),
+            ProviderError::Misconfigured(key) => GatewayError::Misconfigured(key),
             ProviderError::SignatureInvalid => GatewayError::OutcomeUnknown("unexpected signature error".into()),
             ProviderError::Internal(msg) => GatewayError::OutcomeUnknown(msg),
         },
@@ -76,8 +78,59 @@ fn webhook_error(e: PluginCallError) -> GatewayError {
     }
 }
 
+/// The same table for `retrieve_*`: not-supported means "ask `process` (`refund`) again".
+fn retrieve_error(e: PluginCallError) -> GatewayError {
+    match e {
+        PluginCallError::Provider(ProviderError::NotSupported) => GatewayError::NotSupported,
+        other => gateway_error(other),
+    }
+}
+
+/// The most events one webhook request may carry, and the largest reply body.
+pub const MAX_WEBHOOK_EVENTS: usize = 100;
+pub const MAX_WEBHOOK_REPLY_BYTES: usize = 64 << 10;
+
+/// A plugin's webhook answer the host will not pass on (its reply or its number of events).
+fn webhook_fault(batch: &WebhookBatch) -> Option<String> {
+    if batch.events.len() > MAX_WEBHOOK_EVENTS {
+        return Some(format!("{} events, over the {MAX_WEBHOOK_EVENTS} a request may carry", batch.events.len()));
+    }
+    let reply = batch.reply.as_ref()?;
+    if !(200..=299).contains(&reply.status) {
+        return Some(format!("reply status {} is not 2xx", reply.status));
+    }
+    let sane = |c: char| c.is_ascii_graphic() || c == ' ';
+    if reply.content_type.is_empty() || reply.content_type.len() > 255 || !reply.content_type.chars().all(sane) {
+        return Some("reply content type is not a header value of 1-255 visible characters".into());
+    }
+    if reply.body.len() > MAX_WEBHOOK_REPLY_BYTES {
+        return Some(format!("reply body is {} bytes, over {MAX_WEBHOOK_REPLY_BYTES}", reply.body.len()));
+    }
+    None
+}
+
+impl PluginGateway {
+    /// `processing` is an answer only from a provider that settles asynchronously; from any
+    /// other it says nothing final, and the payment is reconciled as an unknown outcome.
+    fn settled(&self, plugin: &LoadedPlugin, outcome: PaymentOutcome) -> Result<PaymentOutcome, GatewayError> {
+        if outcome.status == ProviderPaymentStatus::Processing
+            && !plugin.provider_info().capabilities.asynchronous_settlement
+        {
+            return Err(GatewayError::OutcomeUnknown(format!(
+                "{} answered `processing` without declaring asynchronous settlement",
+                plugin.name()
+            )));
+        }
+        Ok(outcome)
+    }
+}
+
 #[async_trait]
 impl ProviderGateway for PluginGateway {
+    fn capabilities(&self, provider: &str) -> Option<ProviderCapabilities> {
+        self.providers.get(provider).ok().map(|plugin| plugin.provider_info().capabilities.clone())
+    }
+
     fn declares_token(&self, provider: &str, token: &str) -> bool {
         self.providers.get(provider).is_ok_and(|plugin| plugin.token_formats().kind_of(token).is_some())
     }
@@ -87,7 +140,29 @@ impl ProviderGateway for PluginGateway {
     }
 
     async fn process(&self, provider: &str, request: &PaymentRequest) -> Result<PaymentOutcome, GatewayError> {
-        self.plugin(provider)?.process(request.clone()).await.map_err(gateway_error)
+        let plugin = self.plugin(provider)?;
+        let outcome = plugin.process(request.clone()).await.map_err(gateway_error)?;
+        self.settled(&plugin, outcome)
+    }
+
+    async fn retrieve_payment(
+        &self,
+        provider: &str,
+        lookup: &PaymentLookup,
+    ) -> Result<Option<PaymentOutcome>, GatewayError> {
+        let plugin = self.plugin(provider)?;
+        match plugin.retrieve_payment(lookup.clone()).await.map_err(retrieve_error)? {
+            Some(outcome) => self.settled(&plugin, outcome).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn retrieve_refund(
+        &self,
+        provider: &str,
+        lookup: &RefundLookup,
+    ) -> Result<Option<RefundOutcome>, GatewayError> {
+        self.plugin(provider)?.retrieve_refund(lookup.clone()).await.map_err(retrieve_error)
     }
 
     async fn refund(&self, provider: &str, request: &RefundRequest) -> Result<RefundOutcome, GatewayError> {
@@ -95,6 +170,12 @@ impl ProviderGateway for PluginGateway {
     }
 
     async fn parse_webhook(&self, provider: &str, request: &WebhookRequest) -> Result<WebhookBatch, GatewayError> {
-        self.plugin(provider)?.parse_webhook(request.clone()).await.map_err(webhook_error)
+        let plugin = self.plugin(provider)?;
+        let batch = plugin.parse_webhook(request.clone()).await.map_err(webhook_error)?;
+        if let Some(fault) = webhook_fault(&batch) {
+            tracing::warn!(plugin = %plugin.name(), version = %plugin.version(), fault, "webhook answer refused");
+            return Err(GatewayError::Unavailable(format!("the plugin's webhook answer is refused: {fault}")));
+        }
+        Ok(batch)
     }
 }

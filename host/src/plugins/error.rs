@@ -17,6 +17,12 @@ pub enum ProviderError {
     InvalidRequest { field: String, reason: String },
     #[error("provider unavailable: {0}")]
     ProviderUnavailable(String),
+    /// The plugin says the host refused its request for its destination (0.2.0 and later).
+    #[error("egress denied: {0}")]
+    EgressDenied(String),
+    /// A config or secret key the call needs is unset or invalid; names the key (0.2.0 and later).
+    #[error("misconfigured: {0}")]
+    Misconfigured(String),
     #[error("webhook signature invalid")]
     SignatureInvalid,
     #[error("not supported by this provider")]
@@ -36,6 +42,8 @@ impl ProviderError {
                 Self::InvalidRequest { field: super::text::escape(&field, 128).into_owned(), reason: clean(reason) }
             }
             Self::ProviderUnavailable(message) => Self::ProviderUnavailable(clean(message)),
+            Self::EgressDenied(what) => Self::EgressDenied(clean(what)),
+            Self::Misconfigured(key) => Self::Misconfigured(super::text::escape(&key, 128).into_owned()),
             Self::Internal(message) => Self::Internal(clean(message)),
             other @ (Self::SignatureInvalid | Self::NotSupported) => other,
         }
@@ -47,6 +55,8 @@ impl ProviderError {
             Self::Declined(_) => "declined",
             Self::InvalidRequest { .. } => "invalid_request",
             Self::ProviderUnavailable(_) => "provider_unavailable",
+            Self::EgressDenied(_) => "egress_denied",
+            Self::Misconfigured(_) => "misconfigured",
             Self::SignatureInvalid => "signature_invalid",
             Self::NotSupported => "not_supported",
             Self::Internal(_) => "internal",

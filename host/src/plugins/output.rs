@@ -209,3 +209,94 @@ fn pointer_pair(bytes: &[u8]) -> wasmtime::Result<(u32, u32)> {
         _ => wasmtime::bail!("pointer pair out of bounds"),
     }
 }
+
+/// A `list<u8>`, measured: its length only (a byte is a byte in host memory too).
+pub(crate) struct BytesLen(usize);
+
+impl WireSize for BytesLen {
+    fn wire_size(&self) -> usize {
+        self.0.saturating_add(FIELD)
+    }
+}
+
+// SAFETY: a `list<u8>` is a pointer pair, as `[u8]` declares.
+unsafe impl ComponentType for BytesLen {
+    type Lower = [ValRaw; 2];
+    const ABI: CanonicalAbiInfo = CanonicalAbiInfo::POINTER_PAIR;
+
+    fn typecheck(ty: &InterfaceType, types: &InstanceType<'_>) -> wasmtime::Result<()> {
+        <[u8] as ComponentType>::typecheck(ty, types)
+    }
+}
+
+// SAFETY: reads the length of the pointer pair; the bytes are not touched.
+unsafe impl Lift for BytesLen {
+    fn linear_lift_from_flat(
+        _cx: &mut LiftContext<'_>,
+        _ty: InterfaceType,
+        src: &Self::Lower,
+    ) -> wasmtime::Result<Self> {
+        Ok(Self(src[1].get_u32() as usize))
+    }
+
+    fn linear_lift_from_memory(_cx: &mut LiftContext<'_>, _ty: InterfaceType, bytes: &[u8]) -> wasmtime::Result<Self> {
+        let (_, len) = pointer_pair(bytes)?;
+        Ok(Self(len as usize))
+    }
+}
+
+/// A `list<T>` of records, measured element by element where the guest wrote them (each as its
+/// own measured shape `T`), without allocating the list.
+pub(crate) struct ListLen<T>(usize, std::marker::PhantomData<fn() -> T>);
+
+impl<T> WireSize for ListLen<T> {
+    fn wire_size(&self) -> usize {
+        self.0
+    }
+}
+
+impl<T: Lift + WireSize> ListLen<T> {
+    fn measure(cx: &mut LiftContext<'_>, ty: InterfaceType, ptr: u32, count: u32) -> wasmtime::Result<Self> {
+        let InterfaceType::List(index) = ty else {
+            wasmtime::bail!("a measured list lifted as another type");
+        };
+        let element = cx.types[index].element;
+        let memory = cx.memory();
+        let Some(items) = (ptr as usize)
+            .checked_add((count as usize).saturating_mul(T::SIZE32))
+            .and_then(|end| memory.get(ptr as usize..end))
+        else {
+            wasmtime::bail!("list pointer/length out of bounds of memory");
+        };
+        if !ptr.is_multiple_of(T::ALIGN32) {
+            wasmtime::bail!("list pointer is not aligned");
+        }
+        let mut size = FIELD;
+        for item in items.chunks_exact(T::SIZE32.max(1)) {
+            size = size.saturating_add(T::linear_lift_from_memory(cx, element, item)?.wire_size());
+        }
+        Ok(Self(size, std::marker::PhantomData))
+    }
+}
+
+// SAFETY: a `list<T>` is a pointer pair, as `[T]` declares; `typecheck` checks `T` as the element.
+unsafe impl<T: ComponentType> ComponentType for ListLen<T> {
+    type Lower = [ValRaw; 2];
+    const ABI: CanonicalAbiInfo = CanonicalAbiInfo::POINTER_PAIR;
+
+    fn typecheck(ty: &InterfaceType, types: &InstanceType<'_>) -> wasmtime::Result<()> {
+        <[T] as ComponentType>::typecheck(ty, types)
+    }
+}
+
+// SAFETY: reads the list's elements within the guest's memory, bounds-checked, as `T` shapes.
+unsafe impl<T: Lift + WireSize> Lift for ListLen<T> {
+    fn linear_lift_from_flat(cx: &mut LiftContext<'_>, ty: InterfaceType, src: &Self::Lower) -> wasmtime::Result<Self> {
+        Self::measure(cx, ty, src[0].get_u32(), src[1].get_u32())
+    }
+
+    fn linear_lift_from_memory(cx: &mut LiftContext<'_>, ty: InterfaceType, bytes: &[u8]) -> wasmtime::Result<Self> {
+        let (ptr, count) = pointer_pair(bytes)?;
+        Self::measure(cx, ty, ptr, count)
+    }
+}

@@ -23,7 +23,8 @@ use super::state::{CallState, PluginContext};
 use super::versions::{self, CallFailure, Linkers, PrepareError, ProviderBindings, WitVersion};
 use super::wire::WireSize;
 use lessor_payments::{
-    PaymentOutcome, PaymentRequest, ProviderInfo, RefundOutcome, RefundRequest, WebhookBatch, WebhookRequest,
+    PaymentLookup, PaymentOutcome, PaymentRequest, ProviderInfo, RefundLookup, RefundOutcome, RefundRequest,
+    WebhookBatch, WebhookRequest,
 };
 
 /// One wasmtime engine, its linkers (one per WIT version), the compiled-component cache and the
@@ -254,6 +255,16 @@ impl LoadedPlugin {
         self.inner.caller.call("process", Some(("payment request", request.wire_size())), |b, s| b.process(s, request))
     }
 
+    /// Where a payment stands at the provider; `NotSupported` from a 0.1.0 plugin.
+    pub fn retrieve_payment_blocking(&self, lookup: &PaymentLookup) -> Result<Option<PaymentOutcome>, PluginCallError> {
+        self.inner.caller.call("retrieve_payment", None, |b, s| b.retrieve_payment(s, lookup))
+    }
+
+    /// Where a refund stands at the provider; `NotSupported` from a 0.1.0 plugin.
+    pub fn retrieve_refund_blocking(&self, lookup: &RefundLookup) -> Result<Option<RefundOutcome>, PluginCallError> {
+        self.inner.caller.call("retrieve_refund", None, |b, s| b.retrieve_refund(s, lookup))
+    }
+
     pub fn refund_blocking(&self, request: &RefundRequest) -> Result<RefundOutcome, PluginCallError> {
         self.inner.caller.call("refund", Some(("refund request", request.wire_size())), |b, s| b.refund(s, request))
     }
@@ -280,6 +291,14 @@ impl LoadedPlugin {
 
     pub async fn process(&self, request: PaymentRequest) -> Result<PaymentOutcome, PluginCallError> {
         self.spawn(move |p| p.process_blocking(&request)).await
+    }
+
+    pub async fn retrieve_payment(&self, lookup: PaymentLookup) -> Result<Option<PaymentOutcome>, PluginCallError> {
+        self.spawn(move |p| p.retrieve_payment_blocking(&lookup)).await
+    }
+
+    pub async fn retrieve_refund(&self, lookup: RefundLookup) -> Result<Option<RefundOutcome>, PluginCallError> {
+        self.spawn(move |p| p.retrieve_refund_blocking(&lookup)).await
     }
 
     pub async fn refund(&self, request: RefundRequest) -> Result<RefundOutcome, PluginCallError> {

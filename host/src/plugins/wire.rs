@@ -112,7 +112,11 @@ impl WireSize for ProviderError {
     fn wire_size(&self) -> usize {
         FIELD
             + match self {
-                Self::Declined(s) | Self::ProviderUnavailable(s) | Self::Internal(s) => s.wire_size(),
+                Self::Declined(s)
+                | Self::ProviderUnavailable(s)
+                | Self::Internal(s)
+                | Self::EgressDenied(s)
+                | Self::Misconfigured(s) => s.wire_size(),
                 Self::InvalidRequest { field, reason } => field.wire_size() + reason.wire_size(),
                 Self::SignatureInvalid | Self::NotSupported => 0,
             }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use host::plugins::{LiveProviders, RuntimeChecker};
 use lessor_auth::Role;
-use lessor_payments::{Currency, PaymentRequest};
+use lessor_payments::{Currency, MethodKind, PaymentRequest};
 use lessor_plugin_registry::Package;
 use serde_json::Value;
 use tokio::process::Command;
@@ -279,6 +279,7 @@ fn request(n: u64) -> PaymentRequest {
         installment_id: None,
         amount: 1000,
         currency: Currency::parse("EUR").unwrap(),
+        method_kind: MethodKind::Token,
         payment_method: "tok".into(),
         idempotency_key: format!("k{n}"),
         metadata: vec![],

@@ -12,6 +12,8 @@
 //! - `POST /v1/refunds` refunds at most what was collected and not yet refunded (`422
 //!   amount_exceeds_collection`); an unknown collection is `404`; a repeated `refund_id` is `409`
 //!   with the existing refund. Refunds answer `pending`, as a bank does.
+//! - `GET /v1/collections?end_to_end_id=…` and `GET /v1/refunds?refund_id=…` (signed over an empty
+//!   body) find what was submitted, else `404 not_found` (the 0.2.0 plugin's retrieve calls).
 //! - [`signed_webhook`] with [`collection_event`] (or [`BankPeer::event_for`]) builds a webhook
 //!   delivery signed the way the bank signs them.
 
@@ -20,7 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -97,8 +99,8 @@ impl BankPeer {
             state: Mutex::new(BankState::default()),
         });
         let app = Router::new()
-            .route("/v1/collections", post(create_collection))
-            .route("/v1/refunds", post(create_refund))
+            .route("/v1/collections", post(create_collection).get(find_collection))
+            .route("/v1/refunds", post(create_refund).get(find_refund))
             .with_state(shared.clone());
         let status_500 = r#"{"error":{"code":"internal_error","message":"temporarily unavailable"}}"#;
         let server = Server::start(app, status_500).await;
@@ -336,6 +338,42 @@ async fn create_collection(State(shared): State<Arc<Shared>>, headers: HeaderMap
     let body = collection_json(&collection);
     state.collections.push(collection);
     json_response(StatusCode::CREATED, &body)
+}
+
+/// `GET /v1/collections?end_to_end_id=…` (signed, empty body): the collection, or
+/// `404 not_found` (the 0.2.0 plugin's `retrieve-payment`).
+async fn find_collection(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if !authentic(&shared, &headers, b"") {
+        return unauthorized();
+    }
+    let wanted = params.get("end_to_end_id").cloned().unwrap_or_default();
+    let state = shared.state.lock().expect("peer lock");
+    match state.collections.iter().find(|c| c.end_to_end_id == wanted) {
+        Some(c) => json_response(StatusCode::OK, &collection_json(c)),
+        None => error(StatusCode::NOT_FOUND, "not_found", Some("end_to_end_id"), "no such collection"),
+    }
+}
+
+/// `GET /v1/refunds?refund_id=…` (signed, empty body): the refund, or `404 not_found` (the 0.2.0
+/// plugin's `retrieve-refund`).
+async fn find_refund(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if !authentic(&shared, &headers, b"") {
+        return unauthorized();
+    }
+    let wanted = params.get("refund_id").cloned().unwrap_or_default();
+    let state = shared.state.lock().expect("peer lock");
+    match state.refunds.iter().find(|r| r.refund_id == wanted) {
+        Some(r) => json_response(StatusCode::OK, &json!({ "id": r.id, "refund_id": r.refund_id, "status": r.status })),
+        None => error(StatusCode::NOT_FOUND, "not_found", Some("refund_id"), "no such refund"),
+    }
 }
 
 async fn create_refund(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {

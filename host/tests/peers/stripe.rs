@@ -19,6 +19,10 @@
 //! | `pm_requires_payment_method`              | `200`, `requires_payment_method`, `do_not_honor`            |
 //! | anything else                             | `400 resource_missing`, `param: payment_method`             |
 //!
+//! - Retrieval (the 0.2.0 plugin's `retrieve-payment`/`retrieve-refund`, plugins/stripe/README.md):
+//!   `GET /v1/payment_intents/{id}`, `GET /v1/payment_intents/search?query=metadata['payment_id']:'…'`,
+//!   `GET /v1/refunds/{id}` and `GET /v1/refunds?payment_intent=…` (one page), bearer-authenticated,
+//!   `404 resource_missing` for an unknown id; never affected by [`StripePeer::set_lose_answers`].
 //! - Refunds never exceed what was captured and not yet refunded (`400 amount_too_large`, or
 //!   `charge_already_refunded` when nothing is left); only `succeeded` intents are refundable.
 //! - [`sign_webhook`] makes a real `Stripe-Signature`; [`event_payload`] with
@@ -36,10 +40,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::{Fault, RecordedRequest, Server, hex, hmac_sha256};
@@ -133,7 +137,10 @@ impl StripePeer {
         });
         let app = Router::new()
             .route("/v1/payment_intents", post(create_payment_intent))
-            .route("/v1/refunds", post(create_refund))
+            .route("/v1/payment_intents/search", get(search_payment_intents))
+            .route("/v1/payment_intents/{id}", get(get_payment_intent))
+            .route("/v1/refunds", post(create_refund).get(list_refunds))
+            .route("/v1/refunds/{id}", get(get_refund))
             .with_state(shared.clone());
         let status_500 = r#"{"error":{"type":"api_error","message":"An unknown error occurred"}}"#;
         let server = Server::start(app, status_500).await;
@@ -313,6 +320,86 @@ async fn create_payment_intent(State(shared): State<Arc<Shared>>, headers: Heade
 
 async fn create_refund(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     call(&shared, "/v1/refunds", &headers, &body, refund)
+}
+
+/// The bearer key of a GET; `None` when it is right.
+fn refused_key(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let bearer = headers.get("authorization").and_then(|v| v.to_str().ok());
+    (bearer != Some(&format!("Bearer {}", shared.secret_key))).then(|| {
+        respond(
+            StatusCode::UNAUTHORIZED,
+            &error_body("invalid_request_error", None, None, "Invalid API Key provided"),
+            false,
+        )
+    })
+}
+
+fn missing(what: &str, id: &str) -> Response {
+    let body =
+        error_body("invalid_request_error", Some("resource_missing"), Some("id"), &format!("No such {what}: '{id}'"));
+    respond(StatusCode::NOT_FOUND, &body, false)
+}
+
+async fn get_payment_intent(State(shared): State<Arc<Shared>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Some(refused) = refused_key(&shared, &headers) {
+        return refused;
+    }
+    let state = shared.state.lock().expect("peer lock");
+    match state.intents.iter().find(|pi| pi.id == id) {
+        Some(pi) => respond(StatusCode::OK, &intent_json(pi), false),
+        None => missing("payment_intent", &id),
+    }
+}
+
+/// Only the query the plugin sends: `metadata['payment_id']:'<id>'` (`'` and `\` escaped).
+async fn search_payment_intents(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = refused_key(&shared, &headers) {
+        return refused;
+    }
+    let query = params.get("query").map(String::as_str).unwrap_or_default();
+    let Some(quoted) = query.strip_prefix("metadata['payment_id']:'").and_then(|q| q.strip_suffix('\'')) else {
+        return respond(
+            StatusCode::BAD_REQUEST,
+            &error_body("invalid_request_error", None, Some("query"), "unsupported query"),
+            false,
+        );
+    };
+    let wanted = quoted.replace("\\'", "'").replace("\\\\", "\\");
+    let state = shared.state.lock().expect("peer lock");
+    let data: Vec<Value> =
+        state.intents.iter().filter(|pi| pi.metadata.get("payment_id") == Some(&wanted)).map(intent_json).collect();
+    respond(StatusCode::OK, &json!({ "object": "search_result", "data": data, "has_more": false }), false)
+}
+
+async fn get_refund(State(shared): State<Arc<Shared>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Some(refused) = refused_key(&shared, &headers) {
+        return refused;
+    }
+    let state = shared.state.lock().expect("peer lock");
+    let Some(refund) = state.refunds.iter().find(|r| r.id == id) else { return missing("refund", &id) };
+    let pi = state.intents.iter().find(|pi| pi.id == refund.payment_intent).expect("its intent");
+    respond(StatusCode::OK, &refund_json(refund, pi), false)
+}
+
+/// The refunds of `payment_intent`, all on one page.
+async fn list_refunds(
+    State(shared): State<Arc<Shared>>,
+    Query(params): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = refused_key(&shared, &headers) {
+        return refused;
+    }
+    let intent = params.get("payment_intent").cloned().unwrap_or_default();
+    let state = shared.state.lock().expect("peer lock");
+    let Some(pi) = state.intents.iter().find(|pi| pi.id == intent) else { return missing("payment_intent", &intent) };
+    let data: Vec<Value> =
+        state.refunds.iter().filter(|r| r.payment_intent == intent).map(|r| refund_json(r, pi)).collect();
+    respond(StatusCode::OK, &json!({ "object": "list", "data": data, "has_more": false }), false)
 }
 
 /// Authentication, form decoding and idempotency around one endpoint.

@@ -21,14 +21,20 @@
 //! | `provider-error::internal(msg)`, any sandbox failure (trap, fuel, deadline, memory, output cap), host HTTP timeout | `OutcomeUnknown(msg)` |
 //! | input over the size cap (the plugin was not called) | `InvalidRequest { field: "payment_method", … }`; from `parse_webhook`: `InputTooLarge` |
 //! | `provider-error::signature-invalid` from `parse_webhook` (elsewhere: `OutcomeUnknown`) | `SignatureInvalid` |
-//! | a failed call after the host refused one of its requests for its destination (origin not granted, granted name resolving to a private address) | `EgressDenied(origin and reason)` |
+//! | a failed call after the host refused one of its requests for its destination (origin not granted, granted name resolving to a private address), or `provider-error::egress-denied` (0.2.0) | `EgressDenied(origin and reason)` |
+//! | `provider-error::misconfigured(key)` (0.2.0) | `Misconfigured(key)` |
+//! | `provider-error::not-supported` from `retrieve-payment`/`retrieve-refund` | `NotSupported` (ask `process`/`refund` again) |
+//! | `processing` from a provider without `asynchronous-settlement` | `OutcomeUnknown` |
 //!
-//! `EgressDenied` is a configuration error: nothing left the host for the refused request, so
-//! the payment (refund) fails at once with `provider_egress_denied` and is not reconciled.
+//! `EgressDenied` and `Misconfigured` are configuration errors: nothing left the host for the
+//! refused request, so the payment (refund) fails at once with `provider_egress_denied`
+//! (`provider_misconfigured`) and is not reconciled.
 //!
 //! `Unavailable` and `OutcomeUnknown` from `process` or `refund` leave the payment (refund)
-//! `pending` for reconciliation, which calls again with the same id and idempotency key:
-//! the provider may have acted before it failed to answer. From `validate` (which has no side
+//! `pending` for reconciliation, which asks `retrieve_payment` (`retrieve_refund`) first and
+//! calls `process` (`refund`) again, with the same id and idempotency key, only when the provider
+//! has no such payment (`None`) or cannot say (`NotSupported`): the provider may have acted
+//! before it failed to answer. From `validate` (which has no side
 //! effects) both just mean "could not check now".
 
 use std::fmt;
@@ -57,6 +63,9 @@ pub struct PaymentRequest {
     /// Minor units of `currency`, > 0.
     pub amount: i64,
     pub currency: Currency,
+    /// What `payment_method` is (as JSON, default `token`).
+    #[serde(default)]
+    pub method_kind: MethodKind,
     /// The token, or the canonical SEPA mandate JSON ([`crate::PaymentMethod::wire`]).
     pub payment_method: String,
     pub idempotency_key: String,
@@ -77,6 +86,7 @@ impl fmt::Debug for PaymentRequest {
             .field("installment_id", &self.installment_id)
             .field("amount", &self.amount)
             .field("currency", &self.currency)
+            .field("method_kind", &self.method_kind)
             .field("payment_method", &"<redacted>")
             .field("idempotency_key", &self.idempotency_key)
             .field("metadata", &self.metadata)
@@ -104,6 +114,63 @@ pub struct PaymentOutcome {
     pub provider_tx_id: String,
     pub decline_code: Option<String>,
     pub next_action_url: Option<String>,
+}
+
+/// What the host knows of a payment it asks the provider about (`retrieve_payment`): the key
+/// `process` sent, and the transaction id if an earlier answer gave one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentLookup {
+    pub payment_id: Uuid,
+    pub idempotency_key: String,
+    #[serde(default, rename = "provider_transaction_id")]
+    pub provider_tx_id: Option<String>,
+    pub amount: i64,
+    pub currency: Currency,
+}
+
+impl PaymentRequest {
+    /// The lookup `retrieve_payment` gets for this request.
+    pub fn lookup(&self, provider_tx_id: Option<String>) -> PaymentLookup {
+        PaymentLookup {
+            payment_id: self.payment_id,
+            idempotency_key: self.idempotency_key.clone(),
+            provider_tx_id,
+            amount: self.amount,
+            currency: self.currency,
+        }
+    }
+}
+
+/// What the host knows of a refund it asks the provider about (`retrieve_refund`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundLookup {
+    pub refund_id: Uuid,
+    pub payment_id: Uuid,
+    /// The refunded payment's transaction id.
+    #[serde(rename = "provider_transaction_id")]
+    pub provider_tx_id: String,
+    #[serde(default)]
+    pub provider_refund_id: Option<String>,
+    pub amount: i64,
+    pub currency: Currency,
+    pub idempotency_key: String,
+}
+
+impl RefundRequest {
+    /// The lookup `retrieve_refund` gets for this request.
+    pub fn lookup(&self, provider_refund_id: Option<String>) -> RefundLookup {
+        RefundLookup {
+            refund_id: self.refund_id,
+            payment_id: self.payment_id,
+            provider_tx_id: self.provider_tx_id.clone(),
+            provider_refund_id,
+            amount: self.amount,
+            currency: self.currency,
+            idempotency_key: self.idempotency_key.clone(),
+        }
+    }
 }
 
 /// One refund to make; `idempotency_key` is the same on every call for this refund.
@@ -166,6 +233,14 @@ pub enum GatewayError {
     /// no retry helps until the operator changes the grants. Carries the origin and why.
     #[error("the host refused the provider's request: {0}")]
     EgressDenied(String),
+    /// A config or secret key the call needs is unset or invalid (names the key): nothing was
+    /// sent, so the payment (refund) fails at once with `provider_misconfigured`.
+    #[error("the provider's configuration is incomplete: {0}")]
+    Misconfigured(String),
+    /// The provider does not offer the operation (`retrieve_*` only: the host then calls
+    /// `process` or `refund` again with the same key).
+    #[error("not supported by this provider")]
+    NotSupported,
     /// A webhook's signature did not verify (`parse_webhook` only): nothing is applied.
     #[error("webhook signature invalid")]
     SignatureInvalid,
@@ -185,6 +260,8 @@ impl GatewayError {
             Self::Unavailable(_) => "provider-unavailable",
             Self::OutcomeUnknown(_) => "outcome-unknown",
             Self::EgressDenied(_) => "provider_egress_denied",
+            Self::Misconfigured(_) => "provider_misconfigured",
+            Self::NotSupported => "not-supported",
             Self::SignatureInvalid => "signature-invalid",
             Self::InputTooLarge(_) => "input-too-large",
         }
@@ -208,6 +285,30 @@ pub trait ProviderGateway: Send + Sync {
     /// Refunds (part of) a payment. Called again with the same request when an earlier call's
     /// outcome is unknown.
     async fn refund(&self, provider: &str, request: &RefundRequest) -> Result<RefundOutcome, GatewayError>;
+    /// Where a payment stands at the provider, for reconciliation: `None` when the provider has
+    /// no such payment (the request never reached it; `process` may be called again with the same
+    /// key). `NotSupported` (the default) means "ask `process` again", as before retrieve existed.
+    async fn retrieve_payment(
+        &self,
+        _provider: &str,
+        _lookup: &PaymentLookup,
+    ) -> Result<Option<PaymentOutcome>, GatewayError> {
+        Err(GatewayError::NotSupported)
+    }
+    /// Where a refund stands at the provider; as [`Self::retrieve_payment`].
+    async fn retrieve_refund(
+        &self,
+        _provider: &str,
+        _lookup: &RefundLookup,
+    ) -> Result<Option<RefundOutcome>, GatewayError> {
+        Err(GatewayError::NotSupported)
+    }
+    /// What `provider` declares it offers, enforced before it is called (a currency, a method
+    /// kind, a refund or a partial refund it does not list is refused with 422). `None`: nothing
+    /// to enforce (an unknown provider is refused by the call itself).
+    fn capabilities(&self, _provider: &str) -> Option<ProviderCapabilities> {
+        None
+    }
     /// Verifies a webhook request received for `provider` and normalises its events; no side
     /// effects. `SignatureInvalid` when it does not verify. A gateway without webhooks refuses.
     async fn parse_webhook(&self, provider: &str, _request: &WebhookRequest) -> Result<WebhookBatch, GatewayError> {

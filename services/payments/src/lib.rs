@@ -57,9 +57,9 @@ mod webhook;
 pub use card::{find_card_number, find_card_numbers};
 pub use collection::{CollectionJob, CollectionPolicy, CollectionReport};
 pub use gateway::{
-    GatewayError, MethodKind, PaymentOutcome, PaymentRequest, ProviderCapabilities, ProviderGateway, ProviderInfo,
-    ProviderPaymentStatus, ProviderRefundStatus, RefundOutcome, RefundRequest, WebhookBatch, WebhookReply,
-    WebhookRequest,
+    GatewayError, MethodKind, PaymentLookup, PaymentOutcome, PaymentRequest, ProviderCapabilities, ProviderGateway,
+    ProviderInfo, ProviderPaymentStatus, ProviderRefundStatus, RefundLookup, RefundOutcome, RefundRequest,
+    WebhookBatch, WebhookReply, WebhookRequest,
 };
 pub use idempotency::{
     Begin, CREATE_PAYMENT, Claim, Fingerprint, IdempotencyConfig, IdempotencyError, IdempotencyKey,
@@ -74,8 +74,8 @@ pub use method::{PaymentMethod, ProviderName, ProviderNameError, SepaMandate};
 pub use record::{CursorError, LeasePaymentMethod, Payment, PaymentCursor, PaymentPage, Refund};
 pub use repo::PAYMENT_RETURNED;
 pub use service::{
-    CREATED, Conflict, KeyedAnswer, KeyedRequest, MAX_PAGE, PaymentError, PaymentService, ReconcilePolicy,
-    ReconcileReport, WEBHOOK_RETRY_WINDOW,
+    CREATED, Conflict, KeyedAnswer, KeyedRequest, MAX_PAGE, PROVIDER_TRANSACTION_REUSED, PaymentError, PaymentService,
+    ReconcilePolicy, ReconcileReport, WEBHOOK_RETRY_WINDOW,
 };
 pub use status::{IllegalRefundTransition, IllegalTransition, PaymentStatus, RefundStatus, UnknownStatus};
 pub use webhook::{EventAmount, IgnoredReason, NormalizedEvent, ProviderEventKind, WebhookOutcome};

@@ -19,7 +19,10 @@
 //!
 //! ## Refund events
 //!
-//! For `refund-*` kinds `provider-transaction-id` is either the provider's id of one refund
+//! An event with `provider-refund-id` (WIT 0.2.0) names one refund: the refund with that
+//! provider id, else the payment's pending refund of the event's amount that has no provider id
+//! yet (the event overtook our own call's answer), else "deliver again" within the window.
+//! Without it, `provider-transaction-id` is either the provider's id of one refund
 //! (Stripe's `re_…`/`pyr_…`, the bank's `rf_…`), and `amount` that refund's amount; or the
 //! payment's transaction id, and `amount` the payment's **cumulative** refunded amount at the
 //! provider (Stripe's `charge.refunded` `amount_refunded`). The host matches the refund id
@@ -114,6 +117,9 @@ pub struct NormalizedEvent {
     /// (or the payment's transaction id, when the provider names the payment).
     #[serde(rename = "provider_transaction_id")]
     pub provider_tx_id: String,
+    /// For refund events: the provider's id of the one refund it is about (0.2.0 and later);
+    /// matched before `provider_tx_id`, and `amount` is then that refund's amount.
+    pub provider_refund_id: Option<String>,
     pub amount: Option<EventAmount>,
     pub reason_code: Option<String>,
     /// Unix milliseconds, when the provider says it happened (informative only).
@@ -161,6 +167,11 @@ impl WebhookOutcome {
     pub fn acknowledge(&self) -> bool {
         !matches!(self, Self::UnknownPayment | Self::Early { .. })
     }
+}
+
+/// A provider-chosen id as the host quotes it in a message: at most 64 characters.
+pub(crate) fn short(id: &str) -> String {
+    id.chars().take(64).collect()
 }
 
 fn check_event(event: &NormalizedEvent) -> Result<(), ValidationError> {
@@ -256,6 +267,9 @@ impl PaymentService {
         event: &NormalizedEvent,
         mark: &WebhookMark<'_>,
     ) -> Result<WebhookOutcome, PaymentError> {
+        if let Some(refund_id) = event.provider_refund_id.as_deref() {
+            return self.apply_named_refund_event(provider, refund_id, event, mark).await;
+        }
         if let Some(refund) = self.repo.refund_by_provider_id(provider, &event.provider_tx_id).await? {
             return self.resolve_refund_event(refund.id, event, Some(event.provider_tx_id.clone()), mark).await;
         }
@@ -285,6 +299,38 @@ impl PaymentService {
                         self.early(&payment, newest, mark).await
                     }
                 }
+            }
+        }
+    }
+
+    /// An event naming the provider's refund id (`provider-refund-id`): that refund; if its id is
+    /// not stored yet (the event overtook our own call's answer), the payment's pending refund of
+    /// the event's amount (or its only one) that has no provider id yet.
+    async fn apply_named_refund_event(
+        &self,
+        provider: &str,
+        refund_id: &str,
+        event: &NormalizedEvent,
+        mark: &WebhookMark<'_>,
+    ) -> Result<WebhookOutcome, PaymentError> {
+        if let Some(refund) = self.repo.refund_by_provider_id(provider, refund_id).await? {
+            return self.resolve_refund_event(refund.id, event, Some(refund_id.to_owned()), mark).await;
+        }
+        let Some(payment) = self.repo.payment_by_provider_tx(provider, &event.provider_tx_id).await? else {
+            return self.unmatched(provider).await;
+        };
+        let pending: Vec<Refund> =
+            self.pending_refunds(payment.id).await?.into_iter().filter(|r| r.provider_refund_id.is_none()).collect();
+        let found = match event.amount.as_ref().map(|a| a.amount) {
+            Some(amount) => pending.iter().find(|r| r.amount == amount),
+            None if pending.len() == 1 => pending.first(),
+            None => None,
+        };
+        match found {
+            Some(refund) => self.resolve_refund_event(refund.id, event, Some(refund_id.to_owned()), mark).await,
+            None => {
+                let newest = pending.iter().map(|r| r.created_at).max().unwrap_or(payment.created_at);
+                self.early(&payment, newest, mark).await
             }
         }
     }

@@ -34,7 +34,8 @@ pub enum Function {
     Refund,
     /// `parse-webhook`: verify and normalise a received webhook.
     Webhook,
-    /// `retrieve-payment`: needs a lessor:payments@0.2.0 component, which this host cannot run yet.
+    /// `retrieve-payment` (a payment lookup) or `retrieve-refund` (a refund lookup, which has a
+    /// `refund_id`): needs a lessor:payments@0.2.0 component.
     Retrieve,
 }
 
@@ -87,19 +88,19 @@ pub fn call(args: &CallArgs) -> anyhow::Result<()> {
     let package =
         Package::load(&args.package).with_context(|| format!("reading the package at {}", args.package.display()))?;
     let manifest = package.manifest();
-    if args.function == Function::Retrieve {
+    if args.function == Function::Retrieve && WitVersion::from_package(manifest.wit()) == Some(WitVersion::V0_1_0) {
         bail!(
             "retrieve needs a lessor:payments@0.2.0 component: {} speaks {}, which has no retrieve-payment \
-             (this host runs {})",
+             (the host calls process again with the same idempotency key instead)",
             manifest.label(),
             manifest.wit(),
-            WitVersion::known().join(", ")
         );
     }
     let input = match args.function {
         Function::Validate | Function::Process => input::payment(&args.request)?,
         Function::Refund => input::refund(&args.request)?,
-        Function::Webhook | Function::Retrieve => input::webhook(&args.request)?,
+        Function::Webhook => input::webhook(&args.request)?,
+        Function::Retrieve => input::lookup(&args.request)?,
     };
     let routes = args.respond.iter().map(Route::load).collect::<anyhow::Result<Vec<_>>>()?;
     let grants = Grants::new(manifest.hosts().iter().cloned().chain(routes.iter().map(Route::grant)));
@@ -168,6 +169,12 @@ fn run(plugin: &LoadedPlugin, function: Function, input: &CallInput) -> anyhow::
                 );
             }
             plugin.parse_webhook_blocking(r).map(|batch| json!({ "events": batch.events }))
+        }
+        (Function::Retrieve, CallInput::PaymentLookup(l)) => {
+            plugin.retrieve_payment_blocking(l).map(|o| json!({ "payment": o }))
+        }
+        (Function::Retrieve, CallInput::RefundLookup(l)) => {
+            plugin.retrieve_refund_blocking(l).map(|o| json!({ "refund": o }))
         }
         _ => unreachable!("the input is read for its function"),
     })

@@ -1,19 +1,21 @@
 //! One module per WIT package version the host runs, each with its own `bindgen!` and conversions
 //! straight to and from the payments crate's gateway types (`lessor_payments`), the one provider
 //! contract. A released version is frozen: adding
-//! `lessor:payments@0.2.0` means a `wit/lessor-payments@0.2.0/` folder, a `v0_2_0` module here
-//! (with its results' measured shapes, as in `v0_1_0/output.rs`, so the output cap holds before
-//! the copy), a variant in [`WitVersion`] and an arm in [`prepare`]; plugins built against 0.1.0
-//! keep loading through `v0_1_0`, and the rest of the host never sees which version a plugin speaks.
+//! a version means a `wit/lessor-payments@X.Y.Z/` folder, a `vX_Y_Z` module here (with its
+//! results' measured shapes, as in `v0_2_0/output.rs`, so the output cap holds before the copy),
+//! a variant in [`WitVersion`] and an arm in [`prepare`]. Released: 0.1.0 (frozen, still served
+//! through `v0_1_0`) and 0.2.0; the rest of the host never sees which version a plugin speaks.
 
 mod v0_1_0;
+mod v0_2_0;
 
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
 use lessor_payments::{
-    PaymentOutcome, PaymentRequest, ProviderInfo, RefundOutcome, RefundRequest, WebhookBatch, WebhookRequest,
+    PaymentLookup, PaymentOutcome, PaymentRequest, ProviderInfo, RefundLookup, RefundOutcome, RefundRequest,
+    WebhookBatch, WebhookRequest,
 };
 
 use super::error::ProviderError;
@@ -23,15 +25,17 @@ use super::state::CallState;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WitVersion {
     V0_1_0,
+    V0_2_0,
 }
 
 impl WitVersion {
-    pub const ALL: &'static [WitVersion] = &[WitVersion::V0_1_0];
+    pub const ALL: &'static [WitVersion] = &[WitVersion::V0_1_0, WitVersion::V0_2_0];
 
     /// The package name a manifest's `wit` key uses, e.g. `lessor:payments@0.1.0`.
     pub fn package(self) -> &'static str {
         match self {
             Self::V0_1_0 => "lessor:payments@0.1.0",
+            Self::V0_2_0 => "lessor:payments@0.2.0",
         }
     }
 
@@ -47,6 +51,7 @@ impl WitVersion {
     pub fn provider_export(self) -> &'static str {
         match self {
             Self::V0_1_0 => "lessor:payments/provider@0.1.0",
+            Self::V0_2_0 => "lessor:payments/provider@0.2.0",
         }
     }
 
@@ -54,6 +59,9 @@ impl WitVersion {
     pub fn provider_functions(self) -> &'static [&'static str] {
         match self {
             Self::V0_1_0 => &["info", "validate", "process", "refund", "parse-webhook"],
+            Self::V0_2_0 => {
+                &["info", "validate", "process", "retrieve-payment", "refund", "retrieve-refund", "parse-webhook"]
+            }
         }
     }
 }
@@ -82,11 +90,23 @@ pub(crate) trait ProviderBindings: Send + Sync {
         store: &mut Store<CallState>,
         request: &PaymentRequest,
     ) -> Result<Result<PaymentOutcome, ProviderError>, CallFailure>;
+    /// `Ok(Err(NotSupported))` from a version without it: the host then calls `process` again.
+    fn retrieve_payment(
+        &self,
+        store: &mut Store<CallState>,
+        lookup: &PaymentLookup,
+    ) -> Result<Result<Option<PaymentOutcome>, ProviderError>, CallFailure>;
     fn refund(
         &self,
         store: &mut Store<CallState>,
         request: &RefundRequest,
     ) -> Result<Result<RefundOutcome, ProviderError>, CallFailure>;
+    /// As `retrieve_payment`, for refunds.
+    fn retrieve_refund(
+        &self,
+        store: &mut Store<CallState>,
+        lookup: &RefundLookup,
+    ) -> Result<Result<Option<RefundOutcome>, ProviderError>, CallFailure>;
     fn parse_webhook(
         &self,
         store: &mut Store<CallState>,
@@ -97,11 +117,12 @@ pub(crate) trait ProviderBindings: Send + Sync {
 /// One linker per WIT version, built once per engine.
 pub(crate) struct Linkers {
     v0_1_0: Linker<CallState>,
+    v0_2_0: Linker<CallState>,
 }
 
 impl Linkers {
     pub(crate) fn new(engine: &Engine) -> wasmtime::Result<Self> {
-        Ok(Self { v0_1_0: v0_1_0::linker(engine)? })
+        Ok(Self { v0_1_0: v0_1_0::linker(engine)?, v0_2_0: v0_2_0::linker(engine)? })
     }
 }
 
@@ -122,10 +143,12 @@ pub(crate) fn prepare(
     check_exports(version, engine, component)?;
     let linker = match version {
         WitVersion::V0_1_0 => &linkers.v0_1_0,
+        WitVersion::V0_2_0 => &linkers.v0_2_0,
     };
     let pre = linker.instantiate_pre(component).map_err(|e| PrepareError::UnsatisfiedImport(format!("{e:#}")))?;
     match version {
         WitVersion::V0_1_0 => v0_1_0::bindings(pre),
+        WitVersion::V0_2_0 => v0_2_0::bindings(pre),
     }
     .map_err(|e| PrepareError::Invalid(format!("{e:#}")))
 }

@@ -4,7 +4,8 @@
 //! What 0.1.0 cannot say, the conversion supplies: its capability flags and currencies become
 //! the gateway's `ProviderCapabilities` with both method kinds and asynchronous settlement (what a
 //! 0.1.0 plugin could always do); its webhook answer (at most one event) becomes a batch with the
-//! host's own reply.
+//! host's own reply; it has no retrieve, so `retrieve_*` answer not-supported and reconciliation
+//! calls `process` (`refund`) again with the same idempotency key.
 
 use std::marker::PhantomData;
 
@@ -192,6 +193,25 @@ impl ProviderBindings for Bindings {
     ) -> Result<Result<g::RefundOutcome, ProviderError>, CallFailure> {
         let (Bounded(result),) = self.call(store, &self.exports.refund, (request.into(),))?;
         Ok(result.map(refund_outcome).map_err(provider_error))
+    }
+
+    /// 0.1.0 has no retrieve: not-supported, so reconciliation calls `process` again with the
+    /// same request and idempotency key (what it always did for 0.1.0 plugins).
+    fn retrieve_payment(
+        &self,
+        _store: &mut Store<CallState>,
+        _lookup: &g::PaymentLookup,
+    ) -> Result<Result<Option<g::PaymentOutcome>, ProviderError>, CallFailure> {
+        Ok(Err(ProviderError::NotSupported))
+    }
+
+    /// As `retrieve_payment`: reconciliation calls `refund` again with the same key.
+    fn retrieve_refund(
+        &self,
+        _store: &mut Store<CallState>,
+        _lookup: &g::RefundLookup,
+    ) -> Result<Result<Option<g::RefundOutcome>, ProviderError>, CallFailure> {
+        Ok(Err(ProviderError::NotSupported))
     }
 
     fn parse_webhook(
@@ -391,6 +411,7 @@ fn webhook_event(e: w::WebhookEvent) -> g::NormalizedEvent {
             w::EventKind::DisputeOpened => K::DisputeOpened,
         },
         provider_tx_id: e.provider_transaction_id,
+        provider_refund_id: None,
         amount: e.amount.map(|m| g::EventAmount { amount: m.amount, currency: m.currency }),
         reason_code: e.reason_code,
         occurred_at: e.occurred_at,

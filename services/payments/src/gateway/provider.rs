@@ -1,15 +1,31 @@
 //! What a provider says about itself (its `info`), in every WIT version's terms.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What a payer's `payment_method` is (the WIT `method-kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MethodKind {
     /// The provider's token for a card, wallet or stored method.
+    #[default]
     Token,
     /// A SEPA direct-debit mandate as canonical JSON ([`crate::PaymentMethod::wire`]).
     SepaMandate,
+}
+
+impl MethodKind {
+    /// The kind of a stored method in its wire form: a mandate is canonical JSON (an object),
+    /// a token never is.
+    pub fn of_wire(wire: &str) -> Self {
+        if wire.starts_with('{') { Self::SepaMandate } else { Self::Token }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::SepaMandate => "sepa_mandate",
+        }
+    }
 }
 
 /// What a provider offers (the WIT `provider-capabilities`). A WIT version without a field

@@ -112,6 +112,7 @@ impl PaymentWork {
             installment_id: p.installment_id,
             amount: p.amount,
             currency: p.currency,
+            method_kind: crate::gateway::MethodKind::of_wire(&self.payment_method),
             payment_method: self.payment_method.clone(),
             idempotency_key: self.idempotency_key.clone(),
             metadata: request_metadata(p.lease_id, p.installment_id),

@@ -104,7 +104,7 @@ impl PaymentService {
         let method = new.payment_method.wire();
         let provider = new.provider.as_str();
         let call = payment_request(new, payment_id, &provider_key, &method);
-        if self.gateway.validate(provider, &call).await.is_err() {
+        if self.check_capabilities(provider, &call).is_err() || self.gateway.validate(provider, &call).await.is_err() {
             // The general path validates again and says why.
             return Ok(None);
         }
@@ -148,6 +148,9 @@ impl PaymentService {
     {
         let payment = match self.gateway.process(&work.payment.provider, &work.request()).await {
             Err(e) if e.outcome_unknown() => self.settle(work, 1, Err(e)).await?,
+            Ok(outcome) if self.reused_transaction(work, &outcome).await?.is_some() => {
+                self.settle(work, 1, Ok(outcome)).await?
+            }
             result => {
                 let change = match result {
                     Ok(outcome) => outcome_transition(outcome),

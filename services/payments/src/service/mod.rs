@@ -138,6 +138,9 @@ pub struct ReconcileReport {
     pub refunds_flagged: u32,
 }
 
+/// The `failure_code` of a payment whose provider answered another payment's transaction id.
+pub const PROVIDER_TRANSACTION_REUSED: &str = "provider_transaction_reused";
+
 /// The default of [`PaymentService::with_webhook_retry_window`]: one hour.
 pub const WEBHOOK_RETRY_WINDOW: Duration = Duration::from_secs(3600);
 
@@ -273,6 +276,7 @@ impl PaymentService {
         let method = new.payment_method.wire();
         let request = payment_request(new, payment_id, provider_key, &method);
         let provider = new.provider.as_str();
+        self.check_capabilities(provider, &request)?;
         if let Err(e) = self.gateway.validate(provider, &request).await {
             tracing::info!(code = e.code(), "the provider refused the payment at validation");
             return Err(validation_error(e));
@@ -319,9 +323,29 @@ impl PaymentService {
         let Some(work) = self.repo.claim_process(id, attempts_so_far, next, due_ms).await? else {
             return Ok(None);
         };
-        let result = self.gateway.process(&work.payment.provider, &work.request()).await;
+        let result = if attempts_so_far == 0 {
+            self.gateway.process(&work.payment.provider, &work.request()).await
+        } else {
+            self.ask_again(&work).await
+        };
         let payment = self.settle(&work, attempt, result).await?;
         Ok(Some(payment))
+    }
+
+    /// A pending payment asked about again (reconciliation): where it stands at the provider
+    /// (`retrieve_payment`); `process` again with the same key only when the provider has no such
+    /// payment or cannot say (`NotSupported`), so a charge the provider took is never taken twice.
+    async fn ask_again(&self, work: &PaymentWork) -> Result<PaymentOutcome, GatewayError> {
+        let (provider, request) = (&work.payment.provider, work.request());
+        let lookup = request.lookup(work.payment.provider_tx_id.clone());
+        match self.gateway.retrieve_payment(provider, &lookup).await {
+            Ok(Some(outcome)) => {
+                tracing::info!(payment_id = %work.payment.id, "reconciled by retrieve-payment");
+                Ok(outcome)
+            }
+            Ok(None) | Err(GatewayError::NotSupported) => self.gateway.process(provider, &request).await,
+            Err(e) => Err(e),
+        }
     }
 
     /// Applies the result of `process` call number `attempt`.
@@ -333,7 +357,10 @@ impl PaymentService {
     ) -> Result<Payment, PaymentError> {
         let id = work.payment.id;
         let change = match result {
-            Ok(outcome) => outcome_transition(outcome),
+            Ok(outcome) => match self.reused_transaction(work, &outcome).await? {
+                Some(reused) => return self.fail_reused(id, &reused).await,
+                None => outcome_transition(outcome),
+            },
             Err(e) if e.outcome_unknown() => {
                 let give_up = attempt >= self.policy.max_attempts;
                 self.repo.note_unknown_outcome(id, &e.to_string(), give_up).await?;
@@ -347,6 +374,37 @@ impl PaymentService {
             Err(e) => refusal_transition(&e),
         };
         self.apply_outcome(id, &change).await
+    }
+
+    /// Why `outcome` cannot be this payment's: the provider answered a transaction id another
+    /// payment of the same provider already has (a plugin bug, or a provider reusing ids). Storing
+    /// it would break the one-transaction-per-payment rule (a unique index), so it is refused.
+    pub(crate) async fn reused_transaction(
+        &self,
+        work: &PaymentWork,
+        outcome: &PaymentOutcome,
+    ) -> Result<Option<String>, PaymentError> {
+        if outcome.provider_tx_id.is_empty() {
+            return Ok(None);
+        }
+        let other = self.repo.payment_by_provider_tx(&work.payment.provider, &outcome.provider_tx_id).await?;
+        Ok(other.filter(|other| other.id != work.payment.id).map(|other| {
+            let tx = crate::webhook::short(&outcome.provider_tx_id);
+            format!("the provider answered transaction id `{tx}`, already that of payment {}", other.id)
+        }))
+    }
+
+    /// Fails the payment with `provider_transaction_reused` and flags it for an operator.
+    pub(crate) async fn fail_reused(&self, id: Uuid, why: &str) -> Result<Payment, PaymentError> {
+        tracing::error!(payment_id = %id, why, "provider transaction id reused; payment failed and flagged");
+        let change = Transition {
+            target: Some(PaymentStatus::Failed),
+            failure: Some((PROVIDER_TRANSACTION_REUSED.to_owned(), Some(why.to_owned()))),
+            ..Transition::default()
+        };
+        self.apply_outcome(id, &change).await?;
+        self.repo.flag_payment(id, why).await?;
+        self.repo.payment(id).await?.ok_or(PaymentError::NotFound)
     }
 
     /// Applies a provider's answer about payment `id` (see `Repo::apply`).
@@ -450,9 +508,31 @@ pub(crate) fn payment_request(new: &NewPayment, payment_id: Uuid, provider_key: 
         installment_id: new.installment_id,
         amount: new.amount,
         currency: new.currency,
+        method_kind: crate::gateway::MethodKind::of_wire(method),
         payment_method: method.to_owned(),
         idempotency_key: provider_key.to_owned(),
         metadata: crate::repo::request_metadata(new.lease_id, new.installment_id),
+    }
+}
+
+impl PaymentService {
+    /// What the provider declares it takes (its capabilities), checked before it is called: a
+    /// currency or payment method kind it does not list is refused (422) naming the field.
+    pub(crate) fn check_capabilities(&self, provider: &str, request: &PaymentRequest) -> Result<(), PaymentError> {
+        let Some(caps) = self.gateway.capabilities(provider) else { return Ok(()) };
+        if !caps.currencies.iter().any(|c| c.eq_ignore_ascii_case(request.currency.code())) {
+            let reason = format!(
+                "{provider} does not take {} (it takes {})",
+                request.currency.code(),
+                caps.currencies.join(", ")
+            );
+            return Err(ValidationError::single("currency", reason).into());
+        }
+        if !caps.method_kinds.contains(&request.method_kind) {
+            let reason = format!("{provider} does not take a {} payment method", request.method_kind.as_str());
+            return Err(ValidationError::single("payment_method", reason).into());
+        }
+        Ok(())
     }
 }
 
@@ -484,7 +564,10 @@ pub(crate) fn validation_error(e: GatewayError) -> PaymentError {
         denied @ GatewayError::EgressDenied(_) => PaymentError::ProviderUnavailable(denied.to_string()),
         // Not answers `validate` gives (the host maps them for `parse_webhook` only).
         GatewayError::InputTooLarge(reason) => ValidationError::single("payment_method", reason).into(),
-        GatewayError::SignatureInvalid => PaymentError::ProviderUnavailable("unexpected signature error".to_owned()),
+        other @ (GatewayError::SignatureInvalid | GatewayError::NotSupported) => {
+            PaymentError::ProviderUnavailable(other.to_string())
+        }
+        misconfigured @ GatewayError::Misconfigured(_) => PaymentError::ProviderUnavailable(misconfigured.to_string()),
     }
 }
 

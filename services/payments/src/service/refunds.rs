@@ -32,6 +32,7 @@ impl PaymentService {
         if let Some(id) = claim.and_then(Claim::recovered) {
             return self.repo.refund(id).await?.ok_or(PaymentError::NotFound);
         }
+        self.check_refund_capabilities(payment_id, new).await?;
         let refund_id = Uuid::new_v4();
         tracing::Span::current().record("refund_id", tracing::field::display(refund_id));
         let key = crate::repo::refund_key(refund_id);
@@ -68,6 +69,26 @@ impl PaymentService {
         Ok(self.repo.refunds_of(payment_id).await?)
     }
 
+    /// A refund, or a partial one, the payment's provider does not declare is refused (422)
+    /// before anything is reserved or sent.
+    async fn check_refund_capabilities(&self, payment_id: Uuid, new: &NewRefund) -> Result<(), PaymentError> {
+        let Some(payment) = self.repo.payment(payment_id).await? else { return Err(PaymentError::NotFound) };
+        let Some(caps) = self.gateway.capabilities(&payment.provider) else { return Ok(()) };
+        if !caps.refunds {
+            let reason = format!("{} does not take refunds", payment.provider);
+            return Err(ValidationError::single("amount", reason).into());
+        }
+        let partial = new.amount.is_some_and(|a| a < payment.amount) || payment.refunded_amount > 0;
+        if partial && !caps.partial_refunds {
+            let reason = format!(
+                "{} takes only one refund of the whole payment ({} minor units)",
+                payment.provider, payment.amount
+            );
+            return Err(ValidationError::single("amount", reason).into());
+        }
+        Ok(())
+    }
+
     pub(crate) async fn call_refund(
         &self,
         id: Uuid,
@@ -81,8 +102,27 @@ impl PaymentService {
         let Some(work) = self.repo.claim_refund_call(id, attempts_so_far, next, due_ms).await? else {
             return Ok(None);
         };
-        let result = self.gateway.refund(&work.payment.payment.provider, &work.request()).await;
+        let result = if attempts_so_far == 0 {
+            self.gateway.refund(&work.payment.payment.provider, &work.request()).await
+        } else {
+            self.ask_refund_again(&work).await
+        };
         self.settle_refund(&work, attempt, result).await.map(Some)
+    }
+
+    /// A pending refund asked about again (reconciliation): `retrieve_refund` first; `refund`
+    /// again with the same key only when the provider has none or cannot say.
+    async fn ask_refund_again(&self, work: &RefundWork) -> Result<RefundOutcome, GatewayError> {
+        let (provider, request) = (&work.payment.payment.provider, work.request());
+        let lookup = request.lookup(work.refund.provider_refund_id.clone());
+        match self.gateway.retrieve_refund(provider, &lookup).await {
+            Ok(Some(outcome)) => {
+                tracing::info!(refund_id = %work.refund.id, "reconciled by retrieve-refund");
+                Ok(outcome)
+            }
+            Ok(None) | Err(GatewayError::NotSupported) => self.gateway.refund(provider, &request).await,
+            Err(e) => Err(e),
+        }
     }
 
     async fn settle_refund(

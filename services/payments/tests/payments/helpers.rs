@@ -15,8 +15,8 @@ use lessor_events::{Event, Outbox, PAYMENTS};
 use lessor_leases::repo::{LeaseRepository, SqlLeases};
 use lessor_leases::{Installment, LeaseInput, LeaseStatus, NewLease, VehicleInput};
 use lessor_payments::{
-    GatewayError, PaymentOutcome, PaymentRequest, PaymentService, ProviderGateway, ProviderPaymentStatus,
-    ProviderRefundStatus, ReconcilePolicy, RefundOutcome, RefundRequest, Viewer,
+    GatewayError, PaymentLookup, PaymentOutcome, PaymentRequest, PaymentService, ProviderCapabilities, ProviderGateway,
+    ProviderPaymentStatus, ProviderRefundStatus, ReconcilePolicy, RefundLookup, RefundOutcome, RefundRequest, Viewer,
 };
 use lessor_store::on_db;
 pub use lessor_store::testing::Engine;
@@ -143,6 +143,8 @@ pub enum Step {
     Refuse(GatewayError),
     /// Charges (succeeded) but the answer is lost: the caller sees this error.
     ChargeThenLose(GatewayError),
+    /// Answers `succeeded` with this transaction id (whatever other payments got).
+    AnswerTx(String),
 }
 
 /// What the double does on one `refund` call.
@@ -162,6 +164,10 @@ struct State {
     charges: HashMap<String, PaymentOutcome>,
     refunds: HashMap<String, RefundOutcome>,
     validate_calls: usize,
+    /// Answers `retrieve_*` from the charges and refunds made (else `NotSupported`, the default).
+    retrieve: bool,
+    retrieve_calls: usize,
+    capabilities: Option<ProviderCapabilities>,
     process_calls: Vec<PaymentRequest>,
     refund_calls: Vec<RefundRequest>,
 }
@@ -183,6 +189,21 @@ impl ScriptedGateway {
 
     pub fn on_process(&self, step: Step) {
         self.state.lock().unwrap().process.push_back(step);
+    }
+
+    /// Answers `retrieve_payment`/`retrieve_refund` as a 0.2.0 provider does: what it made under
+    /// the lookup's idempotency key, or `None`.
+    pub fn with_retrieve(&self) {
+        self.state.lock().unwrap().retrieve = true;
+    }
+
+    pub fn retrieve_calls(&self) -> usize {
+        self.state.lock().unwrap().retrieve_calls
+    }
+
+    /// What the provider declares it offers (enforced by the service before calling).
+    pub fn set_capabilities(&self, capabilities: ProviderCapabilities) {
+        self.state.lock().unwrap().capabilities = Some(capabilities);
     }
 
     pub fn on_refund(&self, step: RefundStep) {
@@ -225,6 +246,36 @@ fn outcome(request: &PaymentRequest, status: ProviderPaymentStatus) -> PaymentOu
 
 #[async_trait]
 impl ProviderGateway for ScriptedGateway {
+    fn capabilities(&self, _provider: &str) -> Option<ProviderCapabilities> {
+        self.state.lock().unwrap().capabilities.clone()
+    }
+
+    async fn retrieve_payment(
+        &self,
+        _provider: &str,
+        lookup: &PaymentLookup,
+    ) -> Result<Option<PaymentOutcome>, GatewayError> {
+        let mut state = self.state.lock().unwrap();
+        if !state.retrieve {
+            return Err(GatewayError::NotSupported);
+        }
+        state.retrieve_calls += 1;
+        Ok(state.charges.get(&lookup.idempotency_key).cloned())
+    }
+
+    async fn retrieve_refund(
+        &self,
+        _provider: &str,
+        lookup: &RefundLookup,
+    ) -> Result<Option<RefundOutcome>, GatewayError> {
+        let mut state = self.state.lock().unwrap();
+        if !state.retrieve {
+            return Err(GatewayError::NotSupported);
+        }
+        state.retrieve_calls += 1;
+        Ok(state.refunds.get(&lookup.idempotency_key).cloned())
+    }
+
     async fn validate(&self, _provider: &str, _request: &PaymentRequest) -> Result<(), GatewayError> {
         let mut state = self.state.lock().unwrap();
         state.validate_calls += 1;
@@ -245,6 +296,11 @@ impl ProviderGateway for ScriptedGateway {
                     Ok(o)
                 }
                 Step::Refuse(e) => Err(e),
+                Step::AnswerTx(tx) => {
+                    let o = PaymentOutcome { provider_tx_id: tx, ..outcome(request, ProviderPaymentStatus::Succeeded) };
+                    state.charges.insert(request.idempotency_key.clone(), o.clone());
+                    Ok(o)
+                }
                 Step::ChargeThenLose(e) => {
                     let o = outcome(request, ProviderPaymentStatus::Succeeded);
                     state.charges.insert(request.idempotency_key.clone(), o);

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod collection;
+mod contract;
 mod create;
 mod idempotency;
 mod keyed;

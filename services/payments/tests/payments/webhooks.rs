@@ -35,6 +35,7 @@ fn event(id: &str, kind: ProviderEventKind, tx: &str) -> NormalizedEvent {
         event_id: id.into(),
         kind,
         provider_tx_id: tx.into(),
+        provider_refund_id: None,
         amount: None,
         reason_code: None,
         occurred_at: None,

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use lessor_payments::{PaymentRequest, RefundRequest, WebhookRequest};
+use lessor_payments::{PaymentLookup, PaymentRequest, RefundLookup, RefundRequest, WebhookRequest};
 use serde::de::DeserializeOwned;
 
 /// What `--help` and the README show.
@@ -21,6 +21,11 @@ The --request FILE is JSON (ids are UUIDs; amounts in integer minor units of an 
   webhook:           {\"headers\": {\"stripe-signature\": \"t=…,v1=…\"}, \"body\": \"{…the raw body…}\",
                       \"received_at\": 1767225600000}
                      (body is the exact text the provider signed; received_at in Unix ms, default now)
+  retrieve:          a payment: {\"payment_id\": \"7d0c…\", \"idempotency_key\": \"key-1\",
+                      \"provider_transaction_id\": null, \"amount\": 1999, \"currency\": \"EUR\"}
+                     a refund:  {\"refund_id\": \"5e9b…\", \"payment_id\": \"7d0c…\", \"provider_transaction_id\": \"pi_1\",
+                      \"provider_refund_id\": null, \"amount\": 500, \"currency\": \"EUR\", \"idempotency_key\": \"key-2\"}
+                     (payment_method in a payment request: method_kind \"token\" (default) or \"sepa_mandate\")
 A --respond FILE is the canned answer: a status line (201, or HTTP/1.1 201 Created), then
 `Name: value` header lines, a blank line, and the body byte for byte.";
 
@@ -29,6 +34,8 @@ pub enum CallInput {
     Payment(PaymentRequest),
     Refund(RefundRequest),
     Webhook(WebhookRequest),
+    PaymentLookup(PaymentLookup),
+    RefundLookup(RefundLookup),
 }
 
 pub fn payment(file: &Path) -> anyhow::Result<CallInput> {
@@ -42,6 +49,16 @@ pub fn refund(file: &Path) -> anyhow::Result<CallInput> {
 /// Header names lower-cased, as `host serve` hands a received webhook's headers to the plugin.
 pub fn webhook(file: &Path) -> anyhow::Result<CallInput> {
     read(file).map(CallInput::Webhook)
+}
+
+/// A refund lookup when the JSON has a `refund_id`, else a payment lookup.
+pub fn lookup(file: &Path) -> anyhow::Result<CallInput> {
+    let value: serde_json::Value = read(file)?;
+    if value.get("refund_id").is_some() {
+        read(file).map(CallInput::RefundLookup)
+    } else {
+        read(file).map(CallInput::PaymentLookup)
+    }
 }
 
 fn read<T: DeserializeOwned>(file: &Path) -> anyhow::Result<T> {
