@@ -205,12 +205,13 @@ async fn http_to_an_ungranted_host_is_denied() {
         )
         .expect("load http-ungranted");
 
-    // The plugin reports the refusal as its own error; the host knows better: egress was denied.
+    // The plugin reports the refusal as its typed error (0.2.0 `egress-denied`); the host
+    // records what it denied.
     match plugin.process(payment("sneaky", 100)).await {
         Err(PluginCallError::EgressDenied { denied, error, .. }) => {
             assert_eq!(denied, format!("{} was not granted", other.origin()));
             assert!(
-                matches!(*error, PluginCallError::Provider(ProviderError::Internal(ref m)) if m.contains("denied")),
+                matches!(*error, PluginCallError::Provider(ProviderError::EgressDenied(ref o)) if *o == other.origin()),
                 "{error:?}"
             );
         }
@@ -332,7 +333,11 @@ async fn well_behaved_refunds_and_verifies_webhooks() {
     let [event] = &batch.events[..] else { panic!("one event: {batch:?}") };
     assert_eq!((event.event_id.as_str(), event.kind), ("evt_1", ProviderEventKind::PaymentSucceeded));
     assert_eq!(event.occurred_at, Some(1_700_000_000_000));
-    assert_eq!(batch.reply, None, "a 0.1.0 plugin leaves the answer to the host");
+    let reply = batch.reply.as_ref().expect("a 0.2.0 plugin chooses the answer");
+    assert_eq!(
+        (reply.status, reply.content_type.as_str(), &reply.body[..]),
+        (200, "application/json", &b"{\"received\":true}"[..])
+    );
     let ignored = plugin.parse_webhook(webhook("whsec_test", "evt_2;customer.updated;x")).await.expect("webhook");
     assert!(ignored.events.is_empty(), "{ignored:?}");
     assert_eq!(
@@ -370,11 +375,11 @@ async fn config_and_secrets_reach_only_their_plugin() {
         runtime().load(&p.manifest, &p.component, Grants::none(), BTreeMap::new(), BTreeMap::new()).expect("bare");
     assert_eq!(seen(bare.process(probe("probe-secret", "api_key")).await), "probe-secret api_key: absent");
     assert_eq!(seen(bare.process(probe("probe-config", "endpoint")).await), "probe-config endpoint: absent");
-    // And, granted nothing, it cannot reach the peer either.
-    match provider_error(bare.process(payment("bare", 100)).await) {
-        ProviderError::Internal(m) => assert!(m.contains("endpoint"), "{m}"),
-        other => panic!("{other:?}"),
-    }
+    // And, configured with nothing, it says which key it misses (0.2.0 `misconfigured`).
+    assert_eq!(
+        provider_error(bare.process(payment("bare", 100)).await),
+        ProviderError::Misconfigured("endpoint".into())
+    );
 }
 
 #[tokio::test]
@@ -430,7 +435,7 @@ async fn a_component_without_the_provider_export_is_refused_naming_it() {
         .load(&p.manifest, empty_component, Grants::none(), BTreeMap::new(), BTreeMap::new())
         .expect_err("refused");
     match err {
-        LoadError::MissingExport { export, .. } => assert_eq!(export, "lessor:payments/provider@0.1.0"),
+        LoadError::MissingExport { export, .. } => assert_eq!(export, "lessor:payments/provider@0.2.0"),
         other => panic!("expected MissingExport, got {other:?}"),
     }
     let garbage = runtime().load(&p.manifest, b"not wasm", Grants::none(), BTreeMap::new(), BTreeMap::new());
@@ -522,4 +527,33 @@ fn plugin_calls_do_not_wait_for_the_shared_blocking_pool() {
         let outcome = call.expect("the plugin call waited for tokio's blocking pool").expect("call");
         assert_eq!(outcome.provider_tx_id, pid("beside-a-busy-pool").to_string());
     });
+}
+
+// ---- WIT versions side by side ----
+
+/// A frozen 0.1.0 component and a 0.2.0 one in one runtime: both pay; the 0.1.0 one gets the
+/// conversion's defaults (both method kinds, asynchronous settlement, no retrieve).
+#[tokio::test]
+async fn a_0_1_0_and_a_0_2_0_component_run_side_by_side() {
+    let legacy = load_plain("legacy-v0-1");
+    let minimal = load_plain("minimal");
+    assert_eq!(legacy.wit_version(), host::plugins::WitVersion::V0_1_0);
+    assert_eq!(minimal.wit_version(), host::plugins::WitVersion::V0_2_0);
+
+    let old = legacy.process(payment("side-1", 700)).await.expect("0.1.0 pays");
+    let new = minimal.process(payment("side-2", 700)).await.expect("0.2.0 pays");
+    assert_eq!(old.provider_tx_id, format!("legacy-{}", pid("side-1")));
+    assert_eq!(new.provider_tx_id, pid("side-2").to_string());
+
+    let caps = &legacy.provider_info().capabilities;
+    assert_eq!(caps.method_kinds, vec![MethodKind::Token, MethodKind::SepaMandate]);
+    assert!(caps.asynchronous_settlement && caps.refunds && caps.partial_refunds);
+    assert_eq!(caps.currencies, vec!["EUR".to_owned(), "USD".to_owned()]);
+    let caps = &minimal.provider_info().capabilities;
+    assert_eq!(caps.method_kinds, vec![MethodKind::Token]);
+    assert!(!caps.refunds && !caps.asynchronous_settlement);
+
+    // 0.1.0 has no retrieve: not-supported, so the host calls process again with the same key.
+    let lookup = payment("side-1", 700).lookup(Some(old.provider_tx_id.clone()));
+    assert_eq!(provider_error(legacy.retrieve_payment(lookup).await), ProviderError::NotSupported);
 }

@@ -410,7 +410,7 @@ async fn stripe_webhooks_are_verified_and_normalised() {
     assert_eq!(event.provider_tx_id, intent, "a refund event names the PaymentIntent, not the charge");
     assert_eq!(event.amount, eur_amount(600));
 
-    // Refund objects: the refund's own id (never the PaymentIntent's), its own amount.
+    // Refund objects: the refund's own id as `provider-refund-id` beside its PaymentIntent, its own amount.
     let refund = peer.refunds()[0].clone();
     let refund_object = json!({"id": refund.id, "object": "refund", "amount": 600, "currency": "eur",
         "payment_intent": intent, "status": "succeeded"});
@@ -418,10 +418,8 @@ async fn stripe_webhooks_are_verified_and_normalised() {
         let body = stripe_peer::event_payload(&format!("evt_r{n}"), kind, refund_object.clone(), t);
         let sig = stripe_peer::sign_webhook(STRIPE_WHSEC, &body, t);
         let event = event_of(plugin.parse_webhook(stripe_webhook(Some(sig), &body, now)).await);
-        assert_eq!(
-            (event.kind, event.provider_tx_id.as_str()),
-            (ProviderEventKind::RefundSucceeded, refund.id.as_str())
-        );
+        assert_eq!((event.kind, event.provider_tx_id.as_str()), (ProviderEventKind::RefundSucceeded, intent.as_str()));
+        assert_eq!(event.provider_refund_id.as_deref(), Some(refund.id.as_str()));
         assert_eq!(event.amount, eur_amount(600));
     }
     let mut failed = refund_object.clone();
@@ -539,13 +537,14 @@ async fn stripe_slow_past_the_timeout_is_unavailable_and_the_retry_charges_once(
 }
 
 #[tokio::test]
-async fn stripe_a_wrong_secret_key_is_an_internal_error() {
+async fn stripe_a_wrong_secret_key_is_misconfigured() {
     let peer = StripePeer::start("sk_test_other").await;
     let plugin = load_stripe(&peer);
-    match provider_error(plugin.process(card_payment("pay-key", 100, "pm_card_visa")).await) {
-        ProviderError::Internal(message) => assert!(message.contains("401"), "{message}"),
-        other => panic!("expected internal, got {other:?}"),
-    }
+    // Stripe's 401: the key is the operator's to fix, nothing was charged (0.2.0 `misconfigured`).
+    assert_eq!(
+        provider_error(plugin.process(card_payment("pay-key", 100, "pm_card_visa")).await),
+        ProviderError::Misconfigured("secret_key".into())
+    );
     assert_eq!(peer.charges_created(), 0);
 }
 
@@ -752,10 +751,10 @@ async fn bank_rejections_and_bad_credentials() {
 
     // A wrong client secret: the bank checks the signature and refuses; nothing is collected.
     let forger = load_bank(&peer, "not-the-secret");
-    match provider_error(forger.process(debit("pay-forged", 100, good_mandate())).await) {
-        ProviderError::Internal(message) => assert!(message.contains("401"), "{message}"),
-        other => panic!("expected internal, got {other:?}"),
-    }
+    assert_eq!(
+        provider_error(forger.process(debit("pay-forged", 100, good_mandate())).await),
+        ProviderError::Misconfigured("client_secret".into())
+    );
     assert_eq!(peer.rejected_signatures(), 1);
     assert_eq!(peer.collections().len(), 1);
 
@@ -767,7 +766,7 @@ async fn bank_rejections_and_bad_credentials() {
         &[("client_secret", BANK_SECRET), ("webhook_secret", BANK_WHSEC)],
     );
     let error = provider_error(bad_creditor.process(debit("pay-cred", 100, good_mandate())).await);
-    assert!(matches!(&error, ProviderError::Internal(m) if m.contains("creditor_id")), "{error:?}");
+    assert!(matches!(&error, ProviderError::Misconfigured(m) if m.contains("creditor_id")), "{error:?}");
     assert_eq!(peer.requests().len(), 2);
 }
 
@@ -1107,4 +1106,82 @@ mod fuzz {
             }
         });
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retrieval (WIT 0.2.0): what reconciliation asks before charging again
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn stripe_retrieves_a_payment_by_id_or_by_search_and_a_refund() {
+    let peer = StripePeer::start(STRIPE_KEY).await;
+    let plugin = load_stripe(&peer);
+    let request = card_payment("pay-lost", 2500, "pm_card_visa");
+    let paid = plugin.process(request.clone()).await.expect("charge");
+
+    // Known transaction id: GET /v1/payment_intents/{id}.
+    let by_id = plugin.retrieve_payment(request.lookup(Some(paid.provider_tx_id.clone()))).await.expect("by id");
+    assert_eq!(
+        by_id.as_ref().map(|o| (o.status, o.provider_tx_id.as_str())),
+        Some((ProviderPaymentStatus::Succeeded, paid.provider_tx_id.as_str()))
+    );
+    // The answer was lost: found by the payment id in its metadata.
+    let by_search = plugin.retrieve_payment(request.lookup(None)).await.expect("by search");
+    assert_eq!(by_search, by_id);
+    let gets: Vec<String> = peer.requests().iter().filter(|r| r.method == "GET").map(|r| r.path.clone()).collect();
+    assert_eq!(
+        gets,
+        vec![format!("/v1/payment_intents/{}", paid.provider_tx_id), "/v1/payment_intents/search".to_owned()]
+    );
+    // Never sent: `None`, so the host may process again with the same key.
+    let never = card_payment("pay-never-sent", 2500, "pm_card_visa");
+    assert_eq!(plugin.retrieve_payment(never.lookup(None)).await.expect("search"), None);
+    assert_eq!(peer.charges_created(), 1, "retrieval charges nothing");
+
+    let refund = stripe_refund("ref-lost", &paid.provider_tx_id, 1000, None);
+    let made = plugin.refund(refund.clone()).await.expect("refund");
+    let found = plugin.retrieve_refund(refund.lookup(None)).await.expect("by listing").expect("found");
+    assert_eq!(
+        (found.status, found.provider_refund_id.as_str()),
+        (ProviderRefundStatus::Succeeded, made.provider_refund_id.as_str())
+    );
+    let by_id = plugin.retrieve_refund(refund.lookup(Some(made.provider_refund_id.clone()))).await.expect("by id");
+    assert_eq!(by_id, Some(found));
+    let other = stripe_refund("ref-never", &paid.provider_tx_id, 1000, None);
+    assert_eq!(plugin.retrieve_refund(other.lookup(None)).await.expect("listing"), None);
+}
+
+#[tokio::test]
+async fn bank_retrieves_a_collection_and_a_refund_by_the_ids_it_deduplicates_by() {
+    let peer = BankPeer::start(BANK_CLIENT, BANK_SECRET).await;
+    let plugin = load_bank(&peer, BANK_SECRET);
+    let request = debit("5c1d7e2a-9b3f-4a6c-8d0e-1f2a3b4c5d6e", 12_000, good_mandate());
+    let collection = plugin.process(request.clone()).await.expect("collection");
+
+    let found = plugin.retrieve_payment(request.lookup(None)).await.expect("lookup").expect("found");
+    assert_eq!(
+        (found.status, found.provider_tx_id.as_str()),
+        (ProviderPaymentStatus::Processing, collection.provider_tx_id.as_str())
+    );
+    peer.set_status(&collection.provider_tx_id, "settled", None);
+    let settled =
+        plugin.retrieve_payment(request.lookup(Some(collection.provider_tx_id.clone()))).await.expect("lookup");
+    assert_eq!(settled.map(|o| o.status), Some(ProviderPaymentStatus::Succeeded));
+    let never = debit("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", 12_000, good_mandate());
+    assert_eq!(plugin.retrieve_payment(never.lookup(None)).await.expect("lookup"), None);
+    assert_eq!(peer.rejected_signatures(), 0, "the GETs are signed as the bank wants");
+
+    let refund = RefundRequest {
+        refund_id: pid("rf-lookup"),
+        payment_id: request.payment_id,
+        provider_tx_id: collection.provider_tx_id.clone(),
+        amount: 2_000,
+        currency: cur("EUR"),
+        reason: None,
+        idempotency_key: "idem-rf-lookup".into(),
+    };
+    assert_eq!(plugin.retrieve_refund(refund.lookup(None)).await.expect("lookup"), None);
+    let made = plugin.refund(refund.clone()).await.expect("refund");
+    let found = plugin.retrieve_refund(refund.lookup(None)).await.expect("lookup");
+    assert_eq!(found, Some(made));
 }

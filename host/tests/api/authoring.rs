@@ -71,7 +71,7 @@ async fn a_provider_written_out_of_tree_is_scaffolded_tested_packed_signed_insta
 
     // Its own unit test, on the SDK's harness: no host, no database, no network.
     let tested = run(cargo(&crate_dir).args(["test", "--quiet"]));
-    assert!(tested.contains("1 passed"), "{tested}");
+    assert!(tested.contains("2 passed"), "{tested}");
 
     // Pack, signed.
     let key = folder.join("acme.key");

@@ -277,17 +277,36 @@ fn a_bad_request_file_is_refused_naming_the_field() {
 }
 
 #[test]
-fn an_archive_package_runs_and_retrieve_says_it_needs_wit_0_2_0() {
+fn an_archive_package_runs_and_retrieve_asks_the_provider() {
     let files = Files::new();
     payment_request(&files, json!({}));
-    let archive = files.0.path().join("stripe-0.1.0.tar.gz");
+    let archive = files.0.path().join("stripe.tar.gz");
     lessor_plugin_registry::Package::load(&package("stripe")).unwrap().write_archive(&archive).unwrap();
 
     let out = files.call(&archive, &["validate", "--request", "payment.json", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(parsed(&out), json!({ "outcome": { "valid": true }, "exchanges": [] }));
 
-    let out = files.call(&archive, &["retrieve", "--request", "payment.json"]);
+    // retrieve-payment by the known transaction id: one GET, answered from a file.
+    let lookup = json!({ "payment_id": PAYMENT_ID, "idempotency_key": "key-1", "provider_transaction_id": "pi_3Ab",
+                         "amount": 1999, "currency": "EUR" });
+    files.write("lookup.json", &lookup.to_string());
+    files.write(
+        "intent.http",
+        "200\n\n{\"id\": \"pi_3Ab\", \"object\": \"payment_intent\", \"amount\": 1999, \"currency\": \"eur\", \"status\": \"succeeded\"}",
+    );
+    let secret = format!("secret_key={SECRET_KEY}");
+    let respond = "GET https://api.stripe.com/v1/payment_intents/pi_3Ab=intent.http";
+    let out = files
+        .call(&archive, &["retrieve", "--request", "lookup.json", "--secret", &secret, "--respond", respond, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = parsed(&out);
+    assert_eq!(v["outcome"]["payment"]["status"], "succeeded", "{v}");
+    assert_eq!(v["outcome"]["payment"]["provider_transaction_id"], "pi_3Ab");
+    assert_eq!(v["exchanges"][0]["method"], "GET");
+
+    // A frozen 0.1.0 component has no retrieve: said so, nothing called.
+    let out = files.call(&package("legacy-v0-1"), &["retrieve", "--request", "lookup.json"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("retrieve needs a lessor:payments@0.2.0 component"), "{}", stderr(&out));
 }

@@ -34,3 +34,4 @@ mod refund_webhooks;
 mod served;
 mod stream_owner;
 mod supervision;
+mod wit_0_2;

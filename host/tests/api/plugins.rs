@@ -139,7 +139,7 @@ async fn plugin_life_cycle_over_the_cli(backend: Backend) {
 
     let inspect: Value = serde_json::from_str(&op.ok(&["plugin", "inspect", "echo@2.0.0", "--json"]).await).unwrap();
     assert_eq!(inspect["items"].as_array().unwrap().len(), 1);
-    assert_eq!(inspect["items"][0]["wit"], "lessor:payments@0.1.0");
+    assert_eq!(inspect["items"][0]["wit"], "lessor:payments@0.2.0");
     assert!(inspect["items"][0]["digest"].as_str().unwrap().starts_with("sha256:"));
     let text = op.ok(&["plugin", "inspect", "echo"]).await;
     assert!(text.contains("echo@1.0.0") && text.contains("echo@2.0.0"), "{text}");
@@ -169,7 +169,7 @@ async fn refusals_say_why(backend: Backend) {
     // Missing export: a valid but empty component.
     let empty = op.copy_package("minimal");
     std::fs::write(empty.join("minimal.wasm"), b"\0asm\x0d\x00\x01\x00").unwrap();
-    op.refused(&["plugin", "install", &empty.display().to_string()], "missing export lessor:payments/provider@0.1.0")
+    op.refused(&["plugin", "install", &empty.display().to_string()], "missing export lessor:payments/provider@0.2.0")
         .await;
 
     // Bad digest: the manifest pins one, the component (one byte changed) no longer matches.

@@ -106,6 +106,9 @@ pub struct Delivery {
     pub kind: String,
     pub status: u16,
     pub body: Value,
+    /// What the host made of it (`lessor-webhook-outcome`: `applied`, `ignored`, `duplicate`);
+    /// empty when not answered 2xx.
+    pub outcome: String,
 }
 
 #[derive(Default)]
@@ -711,6 +714,8 @@ async fn deliver(endpoint: &str, webhook_secret: &str, event: &EmittedEvent) -> 
         .await
         .expect("deliver a webhook");
     let status = response.status().as_u16();
+    let outcome =
+        response.headers().get("lessor-webhook-outcome").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let body = response.json().await.unwrap_or(Value::Null);
-    Delivery { event_id: event.id.clone(), kind: event.kind.clone(), status, body }
+    Delivery { event_id: event.id.clone(), kind: event.kind.clone(), status, body, outcome }
 }

@@ -5,27 +5,29 @@
 //! - `process`: `POST /v1/collections`, signed with HMAC-SHA256; the answer is `processing`,
 //!   settlement comes days later through a webhook.
 //! - `refund`: `POST /v1/refunds`.
-//! - `parse_webhook`: verifies `X-Bank-Signature` and normalises `collection.settled`,
+//! - `retrieve_payment` / `retrieve_refund` (`retrieve`): signed GETs by end-to-end id / refund id.
+//! - `parse_webhook` (`webhooks`): verifies `X-Bank-Signature` and normalises `collection.settled`,
 //!   `collection.failed`, `collection.returned` (with the R-transaction reason code) and
 //!   `refund.succeeded` / `refund.failed`.
 
+mod retrieve;
 mod sepa;
 mod signature;
+mod webhooks;
 mod wire;
 
 use lessor_plugin_sdk::http::{Request, Response};
 use lessor_plugin_sdk::{
-    Capabilities, EventKind, Money, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo,
-    RefundOutcome, RefundRequest, RefundStatus, WebhookEvent, WebhookRequest, log,
+    MethodKind, Money, PaymentLookup, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo,
+    RefundLookup, RefundOutcome, RefundRequest, RefundStatus, WebhookBatch, WebhookRequest, log,
 };
 
-use wire::{Collection, ErrorBody, Event, MandateInput, NewCollection, NewRefund, Refund};
+use wire::{Collection, ErrorBody, MandateInput, NewCollection, NewRefund, Refund};
 
 const DEFAULT_API_BASE: &str = "https://api.bank.example";
 const CURRENCY: &str = "EUR";
 /// SEPA's ceiling for one direct debit: 999 999 999.99 EUR.
 const MAX_AMOUNT: i64 = 99_999_999_999;
-const WEBHOOK_TOLERANCE_SECS: u64 = 300;
 const MS_PER_DAY: u64 = 86_400_000;
 
 struct Bank;
@@ -41,16 +43,19 @@ struct Mandate {
 
 impl Provider for Bank {
     fn info() -> ProviderInfo {
-        ProviderInfo::new(
-            "bank",
-            env!("CARGO_PKG_VERSION"),
-            &[CURRENCY],
-            Capabilities::REFUNDS | Capabilities::PARTIAL_REFUNDS | Capabilities::WEBHOOKS | Capabilities::RECURRING,
-        )
+        ProviderInfo::new("bank", env!("CARGO_PKG_VERSION"))
+            .currencies(&[CURRENCY])
+            .method_kinds(&[MethodKind::SepaMandate])
+            .partial_refunds()
+            .asynchronous_settlement()
+            .webhooks()
     }
 
     fn validate(request: &PaymentRequest) -> Result<(), ProviderError> {
         check_money(&request.amount)?;
+        if request.method_kind != MethodKind::SepaMandate {
+            return Err(ProviderError::invalid_request("method-kind", "the bank collects by SEPA mandate only"));
+        }
         if request.idempotency_key.is_empty() || request.idempotency_key.len() > 255 {
             return Err(ProviderError::invalid_request("idempotency-key", "must be 1 to 255 characters"));
         }
@@ -85,17 +90,7 @@ impl Provider for Bank {
         if !(response.is_success() || response.status == 409) {
             return Err(api_failure(&response, "collection"));
         }
-        let collection: Collection = parse(&response)?;
-        let id = collection.collection_id;
-        let outcome = match collection.status.as_str() {
-            "accepted" => PaymentOutcome::processing(id),
-            "settled" => PaymentOutcome::succeeded(id),
-            "rejected" | "failed" | "returned" => {
-                let code = collection.reason_code.unwrap_or_else(|| collection.status.clone());
-                PaymentOutcome::failed(id, code)
-            }
-            other => return Err(ProviderError::Internal(format!("collection {id} has an unknown status `{other}`"))),
-        };
+        let outcome = collection_outcome(parse(&response)?)?;
         log::info!(payment = request.payment_id, collection = outcome.provider_transaction_id; "collection submitted");
         Ok(outcome)
     }
@@ -120,79 +115,19 @@ impl Provider for Bank {
         if !(response.is_success() || response.status == 409) {
             return Err(api_failure(&response, "refund"));
         }
-        let refund: Refund = parse(&response)?;
-        let (status, failure_reason) = match refund.status.as_str() {
-            "pending" => (RefundStatus::Pending, None),
-            "succeeded" => (RefundStatus::Succeeded, None),
-            "failed" => (RefundStatus::Failed, Some(refund.failure_reason.unwrap_or_else(|| "failed".to_owned()))),
-            other => {
-                return Err(ProviderError::Internal(format!("refund {} has an unknown status `{other}`", refund.id)));
-            }
-        };
-        Ok(RefundOutcome { status, provider_refund_id: refund.id, failure_reason })
+        refund_outcome(parse(&response)?)
     }
 
-    fn parse_webhook(request: WebhookRequest) -> Result<Option<WebhookEvent>, ProviderError> {
-        let secret = lessor_plugin_sdk::require_secret("webhook_secret")?;
-        if secret.expose().is_empty() {
-            return Err(ProviderError::Internal("secret `webhook_secret` is empty".to_owned()));
-        }
-        let header =
-            |name: &str| request.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
-        let (Some(timestamp), Some(signature)) = (header("x-bank-timestamp"), header("x-bank-signature")) else {
-            return Err(ProviderError::SignatureInvalid);
-        };
-        let now_secs = request.received_at / 1000;
-        let secret = secret.expose().as_bytes();
-        if !signature::verify(signature, timestamp.trim(), &request.body, secret, now_secs, WEBHOOK_TOLERANCE_SECS) {
-            return Err(ProviderError::SignatureInvalid);
-        }
+    fn retrieve_payment(lookup: PaymentLookup) -> Result<Option<PaymentOutcome>, ProviderError> {
+        retrieve::payment(lookup)
+    }
 
-        // Authentic from here on: a body we cannot read is the bank's bug or ours, not an attack.
-        let event: Event = serde_json::from_slice(&request.body)
-            .map_err(|e| ProviderError::invalid_request("body", format!("not a bank event: {e}")))?;
-        let (kind, needs_reason) = match event.kind.as_str() {
-            "collection.settled" => (EventKind::PaymentSettled, false),
-            "collection.failed" => (EventKind::PaymentFailed, true),
-            "collection.returned" => (EventKind::PaymentReturned, true),
-            "refund.succeeded" => (EventKind::RefundSucceeded, false),
-            "refund.failed" => (EventKind::RefundFailed, false),
-            other => {
-                log::debug!(event = event.event_id, kind = other; "ignoring a bank event of another type");
-                return Ok(None);
-            }
-        };
-        let reason_code = match event.reason_code {
-            Some(code) if sepa::is_reason_code(&code) => Some(code),
-            Some(code) => {
-                return Err(ProviderError::invalid_request(
-                    "body.reason_code",
-                    format!("`{code}` is not a SEPA reason code (4 letters or digits, e.g. AC04)"),
-                ));
-            }
-            None if needs_reason => {
-                return Err(ProviderError::invalid_request("body.reason_code", format!("{} needs one", event.kind)));
-            }
-            None => None,
-        };
-        let occurred_at = match event.occurred_at.as_deref() {
-            Some(at) => Some(sepa::parse_rfc3339(at).ok_or_else(|| {
-                ProviderError::invalid_request("body.occurred_at", format!("`{at}` is not an RFC 3339 timestamp"))
-            })?),
-            None => None,
-        };
-        let amount = match (event.amount, event.currency.as_deref()) {
-            (Some(amount), Some(currency)) => Some(Money::new(amount, &currency.to_ascii_uppercase())),
-            _ => None,
-        };
-        Ok(Some(WebhookEvent {
-            event_id: event.event_id,
-            kind,
-            provider_transaction_id: event.collection_id,
-            amount,
-            reason_code,
-            occurred_at,
-        }))
+    fn retrieve_refund(lookup: RefundLookup) -> Result<Option<RefundOutcome>, ProviderError> {
+        retrieve::refund(lookup)
+    }
+
+    fn parse_webhook(request: WebhookRequest) -> Result<WebhookBatch, ProviderError> {
+        webhooks::parse(request)
     }
 }
 
@@ -210,29 +145,33 @@ impl Api {
         let client_id = lessor_plugin_sdk::require_config("client_id")?;
         let creditor_id = lessor_plugin_sdk::require_config("creditor_id")?;
         if !sepa::check_creditor_id(&creditor_id) {
-            return Err(ProviderError::Internal(
-                "configuration key `creditor_id` is not a SEPA creditor identifier".to_owned(),
-            ));
+            log::warn!("configuration key `creditor_id` is not a SEPA creditor identifier");
+            return Err(ProviderError::misconfigured("creditor_id"));
         }
         let client_secret = lessor_plugin_sdk::require_secret("client_secret")?;
-        if client_secret.expose().is_empty() {
-            return Err(ProviderError::Internal("secret `client_secret` is empty".to_owned()));
-        }
         Ok(Self { base: base.trim_end_matches('/').to_owned(), client_id, creditor_id, client_secret })
     }
 
     /// A signed JSON POST. Timeouts and refused connections are `provider-unavailable`: a retry
     /// carries the same idempotency key and end-to-end id, which the bank deduplicates.
     fn post(&self, path: &str, idempotency_key: &str, body: &str) -> Result<Response, ProviderError> {
-        let timestamp = (lessor_plugin_sdk::now() / 1000).to_string();
-        let signature = signature::sign(self.client_secret.expose().as_bytes(), &timestamp, body.as_bytes());
-        Ok(Request::post(format!("{}{path}", self.base))
-            .header("x-client-id", &self.client_id)
-            .header("x-timestamp", timestamp)
-            .header("x-signature", signature)
+        Ok(self
+            .signed(Request::post(format!("{}{path}", self.base)), body)
             .idempotency_key(idempotency_key)
             .json(body)
             .send()?)
+    }
+
+    /// A signed GET (`retrieve-*`), its signature over the empty body: `"<X-Timestamp>."`.
+    fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Response, ProviderError> {
+        Ok(self.signed(Request::get(format!("{}{path}", self.base)).query(query), "").send()?)
+    }
+
+    /// `X-Client-Id`, `X-Timestamp` and `X-Signature` over `body`.
+    fn signed(&self, request: Request, body: &str) -> Request {
+        let timestamp = (lessor_plugin_sdk::now() / 1000).to_string();
+        let signature = signature::sign(self.client_secret.expose().as_bytes(), &timestamp, body.as_bytes());
+        request.header("x-client-id", &self.client_id).header("x-timestamp", timestamp).header("x-signature", signature)
     }
 }
 
@@ -271,6 +210,33 @@ fn mandate(payment_method: &str) -> Result<Mandate, ProviderError> {
         return Err(invalid("debtor-name")("must be 1 to 70 characters".into()));
     }
     Ok(Mandate { iban, bic, reference, signed_on, debtor_name })
+}
+
+/// Where a collection stands, as an outcome.
+fn collection_outcome(collection: Collection) -> Result<PaymentOutcome, ProviderError> {
+    let id = collection.collection_id;
+    Ok(match collection.status.as_str() {
+        "accepted" => PaymentOutcome::processing(id),
+        "settled" => PaymentOutcome::succeeded(id),
+        "rejected" | "failed" | "returned" => {
+            let code = collection.reason_code.unwrap_or_else(|| collection.status.clone());
+            PaymentOutcome::failed(id, code)
+        }
+        other => return Err(ProviderError::Internal(format!("collection {id} has an unknown status `{other}`"))),
+    })
+}
+
+/// Where a refund stands, as an outcome.
+fn refund_outcome(refund: Refund) -> Result<RefundOutcome, ProviderError> {
+    let (status, failure_reason) = match refund.status.as_str() {
+        "pending" => (RefundStatus::Pending, None),
+        "succeeded" => (RefundStatus::Succeeded, None),
+        "failed" => (RefundStatus::Failed, Some(refund.failure_reason.unwrap_or_else(|| "failed".to_owned()))),
+        other => {
+            return Err(ProviderError::Internal(format!("refund {} has an unknown status `{other}`", refund.id)));
+        }
+    };
+    Ok(RefundOutcome { status, provider_refund_id: refund.id, failure_reason })
 }
 
 /// SEPA caps the end-to-end id at 35 characters: the payment id as it is when it fits, a UUID
@@ -313,8 +279,10 @@ fn api_failure(response: &Response, what: &str) -> ProviderError {
         (429 | 500..=599, _) => {
             ProviderError::ProviderUnavailable(format!("the bank answered HTTP {status}: {message}"))
         }
+        // Our client id or secret is wrong (or the clock): nothing was collected, the operator must fix it.
         (401 | 403, _) => {
-            ProviderError::Internal(format!("the bank refused our client id or signature (HTTP {status}): {message}"))
+            log::warn!(status = status; "the bank refused our client id or signature: {message}");
+            ProviderError::misconfigured("client_secret")
         }
         (404, Some(_)) if what == "refund" => ProviderError::invalid_request("provider-transaction-id", message),
         (400..=499, Some(error)) => ProviderError::invalid_request(field_of(error.field.as_deref()), message),

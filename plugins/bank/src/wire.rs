@@ -39,7 +39,7 @@ pub struct Debtor<'a> {
 }
 
 /// A collection as the bank reports it (201 on creation, 409 with the existing one on a duplicate
-/// `end_to_end_id`).
+/// `end_to_end_id`, 200 to `GET /v1/collections?end_to_end_id=…`).
 #[derive(Debug, Deserialize)]
 pub struct Collection {
     pub collection_id: String,
@@ -101,4 +101,13 @@ pub struct Event {
     pub reason_code: Option<String>,
     #[serde(default)]
     pub occurred_at: Option<String>,
+    /// `refund.*` events: the refund, as `POST /v1/refunds` answered it.
+    #[serde(default)]
+    pub refund: Option<EventRefund>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EventRefund {
+    /// The bank's id of the refund (`rf_…`): our `provider-refund-id`.
+    pub id: String,
 }

@@ -3,22 +3,93 @@
 use std::fmt;
 
 use crate::{
-    Capabilities, EventKind, FieldError, Money, PaymentOutcome, PaymentStatus, ProviderError, ProviderInfo,
-    RefundOutcome, RefundStatus, WebhookEvent,
+    FieldError, MethodKind, Money, PaymentOutcome, PaymentStatus, ProviderCapabilities, ProviderError, ProviderInfo,
+    RefundOutcome, RefundStatus,
 };
 
+/// What a provider offers, built from [`ProviderInfo::new`]:
+///
+/// ```
+/// use lessor_plugin_sdk::{MethodKind, ProviderInfo};
+///
+/// let info = ProviderInfo::new("acme", "1.2.0")
+///     .currencies(&["EUR", "USD"])      // ISO 4217; the host refuses any other
+///     .method_kinds(&[MethodKind::Token]) // the default; SEPA mandates: MethodKind::SepaMandate
+///     .partial_refunds()                // implies refunds()
+///     .payer_actions()                  // payments may end `requires-action`
+///     .webhooks();
+/// assert!(info.capabilities.refunds && info.capabilities.webhooks);
+/// assert!(!info.capabilities.asynchronous_settlement);
+/// assert!(info.supports_currency("USD"));
+/// ```
 impl ProviderInfo {
-    pub fn new(id: &str, version: &str, currencies: &[&str], capabilities: Capabilities) -> Self {
+    /// A provider that accepts tokens ([`MethodKind::Token`]) in no currency yet, and offers
+    /// nothing else: add what it does with the methods below. `version` is usually
+    /// `env!("CARGO_PKG_VERSION")`.
+    pub fn new(id: &str, version: &str) -> Self {
         Self {
             id: id.to_owned(),
             version: version.to_owned(),
-            currencies: currencies.iter().map(|c| (*c).to_owned()).collect(),
-            capabilities,
+            capabilities: ProviderCapabilities {
+                currencies: Vec::new(),
+                method_kinds: vec![MethodKind::Token],
+                refunds: false,
+                partial_refunds: false,
+                asynchronous_settlement: false,
+                payer_actions: false,
+                webhooks: false,
+            },
         }
     }
 
-    pub fn supports(&self, currency: &str) -> bool {
-        self.currencies.iter().any(|c| c == currency)
+    /// The ISO 4217 codes (upper case) the provider accepts, replacing any set before.
+    pub fn currencies(mut self, currencies: &[&str]) -> Self {
+        self.capabilities.currencies = currencies.iter().map(|c| (*c).to_owned()).collect();
+        self
+    }
+
+    /// The payment method kinds the provider accepts, replacing the default `[Token]`.
+    pub fn method_kinds(mut self, kinds: &[MethodKind]) -> Self {
+        self.capabilities.method_kinds = kinds.to_vec();
+        self
+    }
+
+    /// Refunds of the whole payment.
+    pub fn refunds(mut self) -> Self {
+        self.capabilities.refunds = true;
+        self
+    }
+
+    /// Refunds of less than the payment, and several refunds of one payment (implies refunds).
+    pub fn partial_refunds(mut self) -> Self {
+        self.capabilities.partial_refunds = true;
+        self.refunds()
+    }
+
+    /// Payments may end `processing` and settle later, by webhook or `retrieve_payment`.
+    pub fn asynchronous_settlement(mut self) -> Self {
+        self.capabilities.asynchronous_settlement = true;
+        self
+    }
+
+    /// Payments may end `requires-action` (3-D Secure, a bank redirect).
+    pub fn payer_actions(mut self) -> Self {
+        self.capabilities.payer_actions = true;
+        self
+    }
+
+    /// The provider sends webhooks (`[webhooks]` in `plugin.toml` configures them).
+    pub fn webhooks(mut self) -> Self {
+        self.capabilities.webhooks = true;
+        self
+    }
+
+    pub fn supports_currency(&self, currency: &str) -> bool {
+        self.capabilities.currencies.iter().any(|c| c == currency)
+    }
+
+    pub fn supports_method_kind(&self, kind: MethodKind) -> bool {
+        self.capabilities.method_kinds.contains(&kind)
     }
 }
 
@@ -67,22 +138,15 @@ impl RefundOutcome {
     }
 }
 
-impl WebhookEvent {
-    pub fn new(event_id: impl Into<String>, kind: EventKind, provider_transaction_id: impl Into<String>) -> Self {
-        Self {
-            event_id: event_id.into(),
-            kind,
-            provider_transaction_id: provider_transaction_id.into(),
-            amount: None,
-            reason_code: None,
-            occurred_at: None,
-        }
-    }
-}
-
 impl ProviderError {
     pub fn invalid_request(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::InvalidRequest(FieldError { field: field.into(), reason: reason.into() })
+    }
+
+    /// The config or secret `key` is unset or invalid: nothing was sent, the operator must fix it.
+    /// Name the key, never its value.
+    pub fn misconfigured(key: impl Into<String>) -> Self {
+        Self::Misconfigured(key.into())
     }
 }
 

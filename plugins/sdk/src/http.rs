@@ -13,7 +13,7 @@
 //! let response = Request::post("https://api.acme.test/v1/charges")
 //!     .bearer_auth(key.expose())
 //!     .form(&[("amount", "1200"), ("currency", "eur")])
-//!     .send()?             // `?` turns an `http::Error` into a `ProviderError`
+//!     .send()?             // `?` turns an `http::Error` into a `ProviderError` (denied: egress-denied)
 //!     .error_for_status()?; // 5xx and 429: provider-unavailable
 //! let body = response.text()?;
 //! # assert_eq!(body, "{}");
@@ -50,6 +50,17 @@ impl Request {
 
     pub fn delete(url: impl Into<String>) -> Self {
         Self::new(Method::Delete, url)
+    }
+
+    /// Appends `pairs` to the URL's query string, percent-encoded (`?a=1&b=x%27y`).
+    pub fn query(mut self, pairs: &[(&str, &str)]) -> Self {
+        for (k, v) in pairs {
+            self.0.url.push(if self.0.url.contains('?') { '&' } else { '?' });
+            url_encode_into(&mut self.0.url, k);
+            self.0.url.push('=');
+            url_encode_into(&mut self.0.url, v);
+        }
+        self
     }
 
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
@@ -133,13 +144,15 @@ pub fn describe(error: &Error) -> String {
 }
 
 impl From<Error> for ProviderError {
-    /// Network trouble may pass (`provider-unavailable`, retryable); a refusal by the host or a
-    /// malformed request will not (`internal`).
+    /// A refusal by the host is `egress-denied` (nothing was sent; the operator must grant the
+    /// destination), network trouble `provider-unavailable` (the outcome is unknown, the host
+    /// reconciles), and a request the host cannot send at all (too large, malformed) `internal`.
     fn from(error: Error) -> Self {
         let message = describe(&error);
         match error {
+            Error::Denied(destination) => ProviderError::EgressDenied(destination),
             Error::Timeout | Error::Connection(_) => ProviderError::ProviderUnavailable(message),
-            Error::Denied(_) | Error::TooLarge | Error::InvalidRequest(_) => ProviderError::Internal(message),
+            Error::TooLarge | Error::InvalidRequest(_) => ProviderError::Internal(message),
         }
     }
 }

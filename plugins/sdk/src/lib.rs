@@ -9,13 +9,13 @@
 //!
 //! ```
 //! use lessor_plugin_sdk::http::Request;
-//! use lessor_plugin_sdk::{Capabilities, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
+//! use lessor_plugin_sdk::{PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
 //!
 //! struct Acme;
 //!
 //! impl Provider for Acme {
 //!     fn info() -> ProviderInfo {
-//!         ProviderInfo::new("acme", "0.1.0", &["EUR"], Capabilities::empty())
+//!         ProviderInfo::new("acme", "0.1.0").currencies(&["EUR"])
 //!     }
 //!
 //!     fn process(request: PaymentRequest) -> Result<PaymentOutcome, ProviderError> {
@@ -48,10 +48,10 @@
 //!
 //! ```
 //! # use lessor_plugin_sdk::http::Request;
-//! # use lessor_plugin_sdk::{Capabilities, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
+//! # use lessor_plugin_sdk::{PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
 //! # struct Acme;
 //! # impl Provider for Acme {
-//! #     fn info() -> ProviderInfo { ProviderInfo::new("acme", "0.1.0", &["EUR"], Capabilities::empty()) }
+//! #     fn info() -> ProviderInfo { ProviderInfo::new("acme", "0.1.0").currencies(&["EUR"]) }
 //! #     fn process(request: PaymentRequest) -> Result<PaymentOutcome, ProviderError> {
 //! #         let key = lessor_plugin_sdk::require_secret("api_key")?;
 //! #         let response = Request::post("https://api.acme.test/charges").bearer_auth(key.expose())
@@ -93,23 +93,31 @@ pub mod log;
 mod sandbox;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+mod webhook;
 
 use __private::bindings;
 use bindings::exports::lessor::payments::provider::Guest;
 
 pub use bindings::lessor::payments::types::{
-    Capabilities, EventKind, FieldError, Money, PaymentOutcome, PaymentRequest, PaymentStatus, ProviderError,
-    ProviderInfo, RefundOutcome, RefundRequest, RefundStatus, WebhookEvent, WebhookRequest,
+    EventKind, FieldError, MethodKind, Money, PaymentLookup, PaymentOutcome, PaymentRequest, PaymentStatus,
+    ProviderCapabilities, ProviderError, ProviderInfo, RefundLookup, RefundOutcome, RefundRequest, RefundStatus,
+    WebhookBatch, WebhookEvent, WebhookReply, WebhookRequest,
 };
 pub use domain::Secret;
 
 /// The WIT package this SDK builds against; a plugin's `plugin.toml` names it as `wit`.
-pub const WIT_PACKAGE: &str = "lessor:payments@0.1.0";
+pub const WIT_PACKAGE: &str = "lessor:payments@0.2.0";
 
 /// A payment provider. Only [`Provider::info`] and [`Provider::process`] are required; the others
 /// default to accepting every request (`validate`) or to [`ProviderError::NotSupported`].
+///
+/// Errors say what the host does next: `declined`, `invalid-request`, `egress-denied`,
+/// `misconfigured` and `not-supported` fail the payment (refund) at once, because nothing was
+/// charged; `provider-unavailable` and `internal` leave the outcome unknown, and the host
+/// reconciles it with [`Provider::retrieve_payment`] ([`Provider::retrieve_refund`]).
 pub trait Provider {
-    /// Who this provider is: id and version must match the plugin's manifest.
+    /// Who this provider is and what it offers: id and version must match the plugin's manifest;
+    /// the host enforces the capabilities before it calls the plugin (see [`ProviderInfo::new`]).
     fn info() -> ProviderInfo;
 
     /// Checks a payment request without side effects.
@@ -118,24 +126,58 @@ pub trait Provider {
         Ok(())
     }
 
-    /// Takes a payment.
+    /// Takes a payment. Forward `request.idempotency_key` to the provider: the host may call
+    /// `process` again with the same key (see [`Provider::retrieve_payment`]).
     fn process(request: PaymentRequest) -> Result<PaymentOutcome, ProviderError>;
 
-    /// Refunds all or part of a payment.
+    /// Where a payment stands at the provider, for reconciliation after an unknown outcome (a
+    /// timeout, a trap, a 5xx) or a `processing` payment whose webhook never came. `Ok(None)`:
+    /// the provider has no such payment (the request never reached it). Must have no side effects.
+    ///
+    /// The default answers [`ProviderError::NotSupported`]; the host then falls back to calling
+    /// [`Provider::process`] again with the same idempotency key, as it does for every
+    /// `lessor:payments@0.1.0` plugin. That is safe only when the provider honours the key.
+    fn retrieve_payment(lookup: PaymentLookup) -> Result<Option<PaymentOutcome>, ProviderError> {
+        let _ = lookup;
+        Err(ProviderError::NotSupported)
+    }
+
+    /// Refunds all or part of a payment (partial refunds only if [`ProviderInfo::partial_refunds`]
+    /// declares them). Forward `request.idempotency_key`.
     fn refund(request: RefundRequest) -> Result<RefundOutcome, ProviderError> {
         let _ = request;
         Err(ProviderError::NotSupported)
     }
 
-    /// Verifies a webhook's signature and normalises it. `Ok(None)`: authentic but irrelevant.
+    /// Where a refund stands at the provider; `Ok(None)`: the provider has no such refund.
     ///
-    /// Refund events (`refund-succeeded`, `refund-failed`): when the event is about one refund,
-    /// put the provider's refund id (what [`Provider::refund`] answered as `provider-refund-id`) in
-    /// `provider-transaction-id` and that refund's amount in `amount`; when it is about the payment,
-    /// put the payment's transaction id and the payment's cumulative refunded amount. The host
-    /// matches a refund id first, then the payment, and applies only what it has not recorded yet,
-    /// so refund ids must never equal a transaction id (see `wit/README.md`, clarifications of 0.1.0).
-    fn parse_webhook(request: WebhookRequest) -> Result<Option<WebhookEvent>, ProviderError> {
+    /// The default answers [`ProviderError::NotSupported`]; the host then falls back to calling
+    /// [`Provider::refund`] again with the same idempotency key.
+    fn retrieve_refund(lookup: RefundLookup) -> Result<Option<RefundOutcome>, ProviderError> {
+        let _ = lookup;
+        Err(ProviderError::NotSupported)
+    }
+
+    /// Verifies one webhook request (its signature in a header or inside the body) and
+    /// normalises it into a [`WebhookBatch`]: every event it carries (none is fine: authentic but
+    /// nothing to act on) and the [`WebhookReply`] the provider expects once they are recorded.
+    /// [`ProviderError::SignatureInvalid`] is answered 401, [`ProviderError::InvalidRequest`] 400.
+    ///
+    /// How the host matches events (as `types.wit` says of `webhook-event`):
+    /// - payment kinds: the payment whose transaction id is `provider_transaction_id`;
+    /// - `refund-*` kinds with `provider_refund_id` (set it with [`WebhookEvent::refund`]): that
+    ///   refund, the id [`Provider::refund`] or [`Provider::retrieve_refund`] answered as
+    ///   `provider_refund_id`; `amount` is that refund's amount;
+    /// - `refund-*` kinds without `provider_refund_id`: the payment whose transaction id is
+    ///   `provider_transaction_id`, and `amount` is the payment's **cumulative** refunded amount
+    ///   at the provider (Stripe's `charge.refunded`). The host resolves its pending refunds that
+    ///   account for the difference (one of exactly that amount, or the oldest adding up to it);
+    ///   money refunded at the provider with no refund of the host's in flight is recorded once
+    ///   as a refund made there.
+    ///
+    /// Events are deduplicated by `event_id` per provider. An event about something the host
+    /// cannot find yet is answered "deliver again later" for a bounded time, then ignored.
+    fn parse_webhook(request: WebhookRequest) -> Result<WebhookBatch, ProviderError> {
         let _ = request;
         Err(ProviderError::NotSupported)
     }
@@ -146,9 +188,9 @@ pub fn config(key: &str) -> Option<String> {
     host::config(key)
 }
 
-/// Like [`config`], but a missing key is an [`ProviderError::Internal`] naming it.
+/// Like [`config`], but a key that is unset or blank is [`ProviderError::Misconfigured`] naming it.
 pub fn require_config(key: &str) -> Result<String, ProviderError> {
-    config(key).ok_or_else(|| ProviderError::Internal(format!("configuration key `{key}` is not set")))
+    config(key).filter(|value| !value.trim().is_empty()).ok_or_else(|| ProviderError::misconfigured(key))
 }
 
 /// A secret the operator set for this plugin (only keys declared in `plugin.toml`).
@@ -156,9 +198,10 @@ pub fn secret(key: &str) -> Option<Secret> {
     host::secret(key).map(Secret::new)
 }
 
-/// Like [`secret`], but a missing key is an [`ProviderError::Internal`] naming it.
+/// Like [`secret`], but a key that is unset or blank is [`ProviderError::Misconfigured`] naming it
+/// (never its value).
 pub fn require_secret(key: &str) -> Result<Secret, ProviderError> {
-    secret(key).ok_or_else(|| ProviderError::Internal(format!("secret `{key}` is not set")))
+    secret(key).filter(|value| !value.expose().trim().is_empty()).ok_or_else(|| ProviderError::misconfigured(key))
 }
 
 /// The host's clock, in Unix milliseconds. (WASI clocks inside the sandbox are not the host's.)
@@ -190,7 +233,7 @@ pub mod __private {
     /// The generated WIT bindings: plugin code uses the re-exports at the crate root instead.
     pub mod bindings {
         wit_bindgen::generate!({
-            path: "wit/lessor-payments@0.1.0",
+            path: "wit/lessor-payments@0.2.0",
             world: "payment-provider",
             pub_export_macro: true,
             // So tests can compare outcomes, errors and events with `assert_eq!`.
@@ -219,12 +262,22 @@ impl<P: Provider> Guest for __private::Export<P> {
         P::process(request)
     }
 
+    fn retrieve_payment(lookup: PaymentLookup) -> Result<Option<PaymentOutcome>, ProviderError> {
+        log::install_panic_hook();
+        P::retrieve_payment(lookup)
+    }
+
     fn refund(request: RefundRequest) -> Result<RefundOutcome, ProviderError> {
         log::install_panic_hook();
         P::refund(request)
     }
 
-    fn parse_webhook(request: WebhookRequest) -> Result<Option<WebhookEvent>, ProviderError> {
+    fn retrieve_refund(lookup: RefundLookup) -> Result<Option<RefundOutcome>, ProviderError> {
+        log::install_panic_hook();
+        P::retrieve_refund(lookup)
+    }
+
+    fn parse_webhook(request: WebhookRequest) -> Result<WebhookBatch, ProviderError> {
         log::install_panic_hook();
         P::parse_webhook(request)
     }

@@ -3,32 +3,34 @@
 //! - `process`: `POST /v1/payment_intents` (form-encoded, `confirm=true`) with the request's
 //!   idempotency key, so a retried call never charges twice.
 //! - `refund`: `POST /v1/refunds` against the PaymentIntent.
-//! - `parse_webhook`: verifies `Stripe-Signature` and normalises `payment_intent.succeeded`,
-//!   `payment_intent.payment_failed`, `charge.refunded` (the PaymentIntent id, cumulative
-//!   `amount_refunded`) and `refund.created`/`refund.updated`/`refund.failed` (the refund's own
-//!   id `re_…`/`pyr_…` as `provider-transaction-id`, its amount).
+//! - `retrieve_payment` / `retrieve_refund` (`retrieve`): GET the PaymentIntent or Refund by id,
+//!   or find it by the host's ids in its metadata.
+//! - `parse_webhook` (`webhooks`): verifies `Stripe-Signature` and normalises
+//!   `payment_intent.succeeded`, `payment_intent.payment_failed`, `charge.refunded` (the
+//!   PaymentIntent id, cumulative `amount_refunded`) and `refund.created`/`refund.updated`/
+//!   `refund.failed` (the refund's id `re_…`/`pyr_…` as `provider-refund-id`, its amount).
 //!
 //! Stripe's wire types live in `wire`, the signature scheme in `signature`; this file maps them to
 //! the SDK's domain types.
 
+mod retrieve;
 mod signature;
+mod webhooks;
 mod wire;
 
 use lessor_plugin_sdk::http::{Request, Response};
 use lessor_plugin_sdk::{
-    Capabilities, EventKind, Money, PaymentOutcome, PaymentRequest, PaymentStatus, Provider, ProviderError,
-    ProviderInfo, RefundOutcome, RefundRequest, RefundStatus, WebhookEvent, WebhookRequest, log,
+    MethodKind, Money, PaymentLookup, PaymentOutcome, PaymentRequest, PaymentStatus, Provider, ProviderError,
+    ProviderInfo, RefundLookup, RefundOutcome, RefundRequest, RefundStatus, WebhookBatch, WebhookRequest, log,
 };
 
-use wire::{ApiError, Charge, ErrorBody, Event, PaymentIntent, Refund};
+use wire::{ApiError, ErrorBody, Event, PaymentIntent, Refund};
 
 const DEFAULT_API_BASE: &str = "https://api.stripe.com";
 /// Pinned so an account's default API version can change without changing what we parse.
 const API_VERSION: &str = "2024-06-20";
 /// Currencies Stripe settles with two decimals that a European lessor bills in.
 const CURRENCIES: &[&str] = &["EUR", "USD", "GBP", "CHF", "SEK", "NOK", "DKK", "PLN", "CZK"];
-/// How far a webhook's signed timestamp may be from the time the host received it.
-const WEBHOOK_TOLERANCE_SECS: u64 = 300;
 /// Stripe's limit on an idempotency key.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// Stripe's limits on metadata: 50 keys, keys up to 40 characters, values up to 500.
@@ -42,20 +44,21 @@ struct Stripe;
 
 impl Provider for Stripe {
     fn info() -> ProviderInfo {
-        ProviderInfo::new(
-            "stripe",
-            env!("CARGO_PKG_VERSION"),
-            CURRENCIES,
-            Capabilities::REFUNDS
-                | Capabilities::PARTIAL_REFUNDS
-                | Capabilities::WEBHOOKS
-                | Capabilities::PAYER_ACTIONS,
-        )
+        ProviderInfo::new("stripe", env!("CARGO_PKG_VERSION"))
+            .currencies(CURRENCIES)
+            .method_kinds(&[MethodKind::Token])
+            .partial_refunds()
+            .asynchronous_settlement()
+            .payer_actions()
+            .webhooks()
     }
 
     fn validate(request: &PaymentRequest) -> Result<(), ProviderError> {
         check_money(&request.amount)?;
         check_idempotency_key(&request.idempotency_key)?;
+        if request.method_kind != MethodKind::Token {
+            return Err(ProviderError::invalid_request("method-kind", "Stripe takes tokens (pm_…, tok_…) only"));
+        }
         if !is_payment_method_token(&request.payment_method) {
             return Err(ProviderError::invalid_request(
                 "payment-method",
@@ -120,100 +123,19 @@ impl Provider for Stripe {
         if !response.is_success() {
             return Err(api_failure(&response));
         }
-        let refund: Refund = parse(&response)?;
-        let status = match refund.status.as_str() {
-            "succeeded" => RefundStatus::Succeeded,
-            "pending" | "requires_action" => RefundStatus::Pending,
-            "failed" | "canceled" => RefundStatus::Failed,
-            other => {
-                return Err(ProviderError::Internal(format!("Refund {} has an unknown status `{other}`", refund.id)));
-            }
-        };
-        let failure_reason = match status {
-            RefundStatus::Failed => Some(refund.failure_reason.unwrap_or_else(|| refund.status.clone())),
-            _ => None,
-        };
-        Ok(RefundOutcome { status, provider_refund_id: refund.id, failure_reason })
+        refund_outcome(parse(&response)?)
     }
 
-    fn parse_webhook(request: WebhookRequest) -> Result<Option<WebhookEvent>, ProviderError> {
-        let secret = lessor_plugin_sdk::require_secret("webhook_secret")?;
-        if secret.expose().is_empty() {
-            return Err(ProviderError::Internal("secret `webhook_secret` is empty".to_owned()));
-        }
-        let header = request
-            .headers
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case("stripe-signature"))
-            .map(|(_, value)| value.as_str())
-            .ok_or(ProviderError::SignatureInvalid)?;
-        let now_secs = request.received_at / 1000;
-        if !signature::verify(header, &request.body, secret.expose().as_bytes(), now_secs, WEBHOOK_TOLERANCE_SECS) {
-            return Err(ProviderError::SignatureInvalid);
-        }
+    fn retrieve_payment(lookup: PaymentLookup) -> Result<Option<PaymentOutcome>, ProviderError> {
+        retrieve::payment(lookup)
+    }
 
-        // Authentic from here on: a body we cannot read is Stripe's or our bug, not an attack.
-        let event: Event = serde_json::from_slice(&request.body)
-            .map_err(|e| ProviderError::invalid_request("body", format!("not a Stripe event: {e}")))?;
-        let occurred_at = event.created.and_then(|s| u64::try_from(s).ok()).map(|s| s * 1000);
-        let event = match event.kind.as_str() {
-            "payment_intent.succeeded" => {
-                let intent: PaymentIntent = object(&event)?;
-                let received = if intent.amount_received > 0 { intent.amount_received } else { intent.amount };
-                WebhookEvent {
-                    amount: money(received, &intent.currency),
-                    ..WebhookEvent::new(&event.id, EventKind::PaymentSucceeded, intent.id)
-                }
-            }
-            "payment_intent.payment_failed" => {
-                let intent: PaymentIntent = object(&event)?;
-                WebhookEvent {
-                    amount: money(intent.amount, &intent.currency),
-                    reason_code: intent.last_payment_error.as_ref().and_then(ApiError::reason_code).map(str::to_owned),
-                    ..WebhookEvent::new(&event.id, EventKind::PaymentFailed, intent.id)
-                }
-            }
-            "charge.refunded" => {
-                let charge: Charge = object(&event)?;
-                let Some(intent) = charge.payment_intent else {
-                    // A charge made without a PaymentIntent was not made by this plugin.
-                    log::info!(event = event.id, charge = charge.id; "ignoring a refund of a charge without PaymentIntent");
-                    return Ok(None);
-                };
-                WebhookEvent {
-                    amount: money(charge.amount_refunded, &charge.currency),
-                    ..WebhookEvent::new(&event.id, EventKind::RefundSucceeded, intent)
-                }
-            }
-            // A refund object: the host matches it by its id (`re_…`, `pyr_…`), never a `pi_…`.
-            "refund.created" | "refund.updated" | "refund.failed" | "charge.refund.updated" => {
-                let refund: Refund = object(&event)?;
-                let kind = match (event.kind.as_str(), refund.status.as_str()) {
-                    ("refund.failed", _) | (_, "failed" | "canceled") => EventKind::RefundFailed,
-                    (_, "succeeded") => EventKind::RefundSucceeded,
-                    (_, status) => {
-                        log::debug!(event = event.id, refund = refund.id, status = status; "refund not final yet");
-                        return Ok(None);
-                    }
-                };
-                let reason_code = match kind {
-                    EventKind::RefundFailed => {
-                        Some(refund.failure_reason.clone().unwrap_or_else(|| refund.status.clone()))
-                    }
-                    _ => None,
-                };
-                WebhookEvent {
-                    amount: money(refund.amount, &refund.currency),
-                    reason_code,
-                    ..WebhookEvent::new(&event.id, kind, refund.id)
-                }
-            }
-            other => {
-                log::debug!(event = event.id, kind = other; "ignoring a Stripe event of another type");
-                return Ok(None);
-            }
-        };
-        Ok(Some(WebhookEvent { occurred_at, ..event }))
+    fn retrieve_refund(lookup: RefundLookup) -> Result<Option<RefundOutcome>, ProviderError> {
+        retrieve::refund(lookup)
+    }
+
+    fn parse_webhook(request: WebhookRequest) -> Result<WebhookBatch, ProviderError> {
+        webhooks::parse(request)
     }
 }
 
@@ -227,14 +149,11 @@ impl Api {
     fn from_config() -> Result<Self, ProviderError> {
         let base = lessor_plugin_sdk::config("api_base").unwrap_or_else(|| DEFAULT_API_BASE.to_owned());
         let secret_key = lessor_plugin_sdk::require_secret("secret_key")?;
-        if secret_key.expose().is_empty() {
-            return Err(ProviderError::Internal("secret `secret_key` is empty".to_owned()));
-        }
         Ok(Self { base: base.trim_end_matches('/').to_owned(), secret_key })
     }
 
     /// A form POST. Transport failures: timeouts and refused connections are
-    /// `provider-unavailable` (retry with the same key), a host refusal is `internal`.
+    /// `provider-unavailable` (retry with the same key), a host refusal is `egress-denied`.
     fn post(&self, path: &str, idempotency_key: &str, form: &[(String, String)]) -> Result<Response, ProviderError> {
         let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         Ok(Request::post(format!("{}{path}", self.base))
@@ -242,6 +161,15 @@ impl Api {
             .idempotency_key(idempotency_key)
             .header("stripe-version", API_VERSION)
             .form(&pairs)
+            .send()?)
+    }
+
+    /// A GET with query parameters (`retrieve-*`): no side effects, so no idempotency key.
+    fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Response, ProviderError> {
+        Ok(Request::get(format!("{}{path}", self.base))
+            .query(query)
+            .bearer_auth(self.secret_key.expose())
+            .header("stripe-version", API_VERSION)
             .send()?)
     }
 }
@@ -259,7 +187,11 @@ fn payment_outcome(response: &Response) -> Result<PaymentOutcome, ProviderError>
     if !response.is_success() {
         return Err(api_failure(response));
     }
-    let intent: PaymentIntent = parse(response)?;
+    intent_outcome(parse(response)?)
+}
+
+/// Where a PaymentIntent stands, as an outcome.
+fn intent_outcome(intent: PaymentIntent) -> Result<PaymentOutcome, ProviderError> {
     Ok(match intent.status.as_str() {
         "succeeded" => PaymentOutcome::succeeded(intent.id),
         "processing" => PaymentOutcome::processing(intent.id),
@@ -283,6 +215,23 @@ fn payment_outcome(response: &Response) -> Result<PaymentOutcome, ProviderError>
     })
 }
 
+/// Where a Refund stands, as an outcome.
+fn refund_outcome(refund: Refund) -> Result<RefundOutcome, ProviderError> {
+    let status = match refund.status.as_str() {
+        "succeeded" => RefundStatus::Succeeded,
+        "pending" | "requires_action" => RefundStatus::Pending,
+        "failed" | "canceled" => RefundStatus::Failed,
+        other => {
+            return Err(ProviderError::Internal(format!("Refund {} has an unknown status `{other}`", refund.id)));
+        }
+    };
+    let failure_reason = match status {
+        RefundStatus::Failed => Some(refund.failure_reason.unwrap_or_else(|| refund.status.clone())),
+        _ => None,
+    };
+    Ok(RefundOutcome { status, provider_refund_id: refund.id, failure_reason })
+}
+
 /// A non-2xx answer as an error. Retrying is safe whenever this says `provider-unavailable`:
 /// the retry carries the same idempotency key.
 fn api_failure(response: &Response) -> ProviderError {
@@ -294,8 +243,11 @@ fn api_failure(response: &Response) -> ProviderError {
         (409 | 429 | 500..=599, _) => {
             ProviderError::ProviderUnavailable(format!("Stripe answered HTTP {status}: {message}"))
         }
-        // The operator's key is wrong or lacks permission: no request of ours can fix that.
-        (401 | 403, _) => ProviderError::Internal(format!("Stripe refused the secret key (HTTP {status}): {message}")),
+        // The operator's key is wrong or lacks permission: nothing was charged, the operator must fix it.
+        (401 | 403, _) => {
+            log::warn!(status = status; "Stripe refused the secret key");
+            ProviderError::misconfigured("secret_key")
+        }
         (400..=499, Some(error)) if error.kind == "idempotency_error" => {
             ProviderError::invalid_request("idempotency-key", message)
         }

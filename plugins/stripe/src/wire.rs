@@ -1,13 +1,18 @@
 //! The parts of Stripe's JSON this plugin reads. Unknown fields are ignored, so newer API versions
 //! that add fields keep parsing; a missing required field is an unparseable answer.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
-/// A PaymentIntent (`POST /v1/payment_intents`, and `data.object` of `payment_intent.*` events).
+/// A PaymentIntent (`POST /v1/payment_intents`, `GET /v1/payment_intents/{id}`, the search, and
+/// `data.object` of `payment_intent.*` events).
 #[derive(Debug, Deserialize)]
 pub struct PaymentIntent {
     pub id: String,
     pub status: String,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
     #[serde(default)]
     pub amount: i64,
     #[serde(default)]
@@ -44,17 +49,30 @@ pub struct Charge {
     pub currency: String,
 }
 
-/// A Refund (`POST /v1/refunds`, and `data.object` of `refund.*` events).
+/// A Refund (`POST /v1/refunds`, `GET /v1/refunds[/{id}]`, and `data.object` of `refund.*` events).
 #[derive(Debug, Deserialize)]
 pub struct Refund {
     pub id: String,
     pub status: String,
+    /// The PaymentIntent refunded (absent for refunds of charges made without one).
+    #[serde(default)]
+    pub payment_intent: Option<String>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
     #[serde(default)]
     pub failure_reason: Option<String>,
     #[serde(default)]
     pub amount: i64,
     #[serde(default)]
     pub currency: String,
+}
+
+/// A page of a list or search answer: `{"object": "list" | "search_result", "data", "has_more"}`.
+#[derive(Debug, Deserialize)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    #[serde(default)]
+    pub has_more: bool,
 }
 
 /// `{"error": {...}}`, the body of every non-2xx answer.

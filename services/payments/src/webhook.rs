@@ -21,7 +21,9 @@
 //!
 //! An event with `provider-refund-id` (WIT 0.2.0) names one refund: the refund with that
 //! provider id, else the payment's pending refund of the event's amount that has no provider id
-//! yet (the event overtook our own call's answer), else "deliver again" within the window.
+//! yet (the event overtook our own call's answer); with no refund of ours in flight it is one
+//! made at the provider (recorded by the cumulative event) and ignored; else "deliver again"
+//! within the window.
 //! Without it, `provider-transaction-id` is either the provider's id of one refund
 //! (Stripe's `re_…`/`pyr_…`, the bank's `rf_…`), and `amount` that refund's amount; or the
 //! payment's transaction id, and `amount` the payment's **cumulative** refunded amount at the
@@ -321,6 +323,16 @@ impl PaymentService {
         };
         let pending: Vec<Refund> =
             self.pending_refunds(payment.id).await?.into_iter().filter(|r| r.provider_refund_id.is_none()).collect();
+        if pending.is_empty() {
+            // No refund of ours in flight: one made at the provider (its dashboard), which the
+            // payment's cumulative event records once; nothing to do with this one.
+            let recorded = self.repo.record_webhook(mark, "unchanged", Some(payment.id), false).await?;
+            return Ok(if recorded {
+                WebhookOutcome::Ignored { payment_id: payment.id, reason: IgnoredReason::AlreadyThere }
+            } else {
+                WebhookOutcome::Duplicate
+            });
+        }
         let found = match event.amount.as_ref().map(|a| a.amount) {
             Some(amount) => pending.iter().find(|r| r.amount == amount),
             None if pending.len() == 1 => pending.first(),

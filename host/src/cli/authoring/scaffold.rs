@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use super::scaffold_files::{cargo_toml, gitignore, lib_rs, plugin_toml};
 
 /// The SDK version the scaffold depends on (the one this host speaks).
-pub const SDK_VERSION: &str = "0.1";
+pub const SDK_VERSION: &str = "0.2";
 
 #[derive(Debug, clap::Args)]
 pub struct NewArgs {

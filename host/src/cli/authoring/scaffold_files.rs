@@ -37,7 +37,7 @@ pub fn plugin_toml(name: &str) -> String {
     format!(
         r#"# The package manifest. `host plugin pack` adds the version (from Cargo.toml) and the digest.
 name = "{name}"
-wit = "lessor:payments@0.1.0"
+wit = "lessor:payments@0.2.0"
 provider = "{name}"
 component = "{name}.wasm"
 # Origins the plugin asks to reach; the operator accepts them at install.
@@ -67,15 +67,17 @@ pub fn lib_rs(name: &str) -> String {
 
 use lessor_plugin_sdk::http::Request;
 use lessor_plugin_sdk::{{
-    Capabilities, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo, RefundOutcome, RefundRequest,
-    WebhookEvent, WebhookRequest,
+    PaymentLookup, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo, RefundLookup, RefundOutcome,
+    RefundRequest, WebhookBatch, WebhookRequest,
 }};
 
 struct {ty};
 
 impl Provider for {ty} {{
     fn info() -> ProviderInfo {{
-        ProviderInfo::new("{name}", env!("CARGO_PKG_VERSION"), &["EUR"], Capabilities::empty())
+        // The host refuses, before calling, what is not declared here. Add `.refunds()`,
+        // `.partial_refunds()` and `.webhooks()` once `refund` and `parse_webhook` are written.
+        ProviderInfo::new("{name}", env!("CARGO_PKG_VERSION")).currencies(&["EUR"])
     }}
 
     fn process(request: PaymentRequest) -> Result<PaymentOutcome, ProviderError> {{
@@ -90,11 +92,20 @@ impl Provider for {ty} {{
                 ("amount", amount.as_str()),
                 ("currency", request.amount.currency.as_str()),
                 ("payment_method", request.payment_method.as_str()),
+                ("reference", request.payment_id.as_str()),
             ])
-            .send()?
+            .send()? // a host refusal is egress-denied, a timeout provider-unavailable
             .error_for_status()?;
         // TODO: read the provider's answer; here its body is the transaction id.
         Ok(PaymentOutcome::succeeded(response.text()?.trim()))
+    }}
+
+    fn retrieve_payment(lookup: PaymentLookup) -> Result<Option<PaymentOutcome>, ProviderError> {{
+        // TODO: GET the payment by lookup.provider_transaction_id, or by the reference `process`
+        // sent (lookup.payment_id); Ok(None) when the provider has none. Until then the host
+        // calls `process` again with the same idempotency key.
+        let _ = lookup;
+        Err(ProviderError::NotSupported)
     }}
 
     fn refund(request: RefundRequest) -> Result<RefundOutcome, ProviderError> {{
@@ -102,8 +113,17 @@ impl Provider for {ty} {{
         Err(ProviderError::NotSupported)
     }}
 
-    fn parse_webhook(request: WebhookRequest) -> Result<Option<WebhookEvent>, ProviderError> {{
-        let _ = request; // TODO: verify the signature header with secret("webhook_secret"), then map the event.
+    fn retrieve_refund(lookup: RefundLookup) -> Result<Option<RefundOutcome>, ProviderError> {{
+        let _ = lookup; // TODO: GET the refund; Ok(None) when the provider has none.
+        Err(ProviderError::NotSupported)
+    }}
+
+    fn parse_webhook(request: WebhookRequest) -> Result<WebhookBatch, ProviderError> {{
+        // TODO: verify the signature with require_secret("webhook_secret") (else
+        // Err(ProviderError::SignatureInvalid)), then map every event in the request:
+        // Ok(WebhookBatch::new(events).reply(WebhookReply::text("[accepted]"))), or
+        // WebhookBatch::one(event) answered 200 {{"received":true}}.
+        let _ = request;
         Err(ProviderError::NotSupported)
     }}
 }}
@@ -133,6 +153,14 @@ mod tests {{
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].header("idempotency-key"), Some(key.as_str()));
         assert_eq!(sent[0].header("authorization"), Some("Bearer key_test_1"));
+    }}
+
+    #[test]
+    fn without_the_api_key_nothing_is_sent() {{
+        let harness = Harness::new().config("api_base", "https://api.{name}.example");
+        let outcome = harness.process::<{ty}>(testing::payment_request(1200, "EUR", "tok_visa"));
+        assert_eq!(outcome, Err(ProviderError::Misconfigured("api_key".to_owned())));
+        assert!(harness.requests().is_empty());
     }}
 }}
 "#

@@ -3,6 +3,7 @@
 
 mod process;
 mod refund;
+mod retrieve;
 mod webhooks;
 
 use hmac::{Hmac, Mac};

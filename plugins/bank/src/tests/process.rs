@@ -10,7 +10,7 @@ use crate::Bank;
 const MANDATE: &str = r#"{"iban":"DE89 3704 0044 0532 0130 00","bic":"cobadeffxxx","mandate_reference":"MANDATE-0001","mandate_signed_on":"2024-01-15","debtor_name":"Max Mustermann"}"#;
 
 fn installment() -> PaymentRequest {
-    testing::payment_request(45000, "EUR", MANDATE)
+    testing::sepa_payment_request(45000, "EUR", MANDATE)
 }
 
 #[test]
@@ -41,7 +41,7 @@ fn a_collection_is_submitted_signed_with_the_mandate_and_is_processing() {
 fn a_mandate_without_bic_sends_null_and_a_payment_without_installment_names_the_lease() {
     let harness = bank_answering("/v1/collections", 201, r#"{"collection_id": "col_1", "status": "accepted"}"#);
     let mandate = MANDATE.replace(r#""bic":"cobadeffxxx","#, "");
-    let mut request = testing::payment_request(100, "EUR", &mandate);
+    let mut request = testing::sepa_payment_request(100, "EUR", &mandate);
     request.installment_id = None;
 
     assert!(harness.process::<Bank>(request).is_ok());
@@ -74,7 +74,7 @@ fn bank_errors_map_to_our_fields_internal_or_retryable() {
             r#"{"error":{"code":"bad_reference","message":"no","field":"mandate.reference"}}"#,
             "payment-method.mandate-reference",
         ),
-        (401, r#"{"error":{"code":"bad_signature","message":"signature mismatch"}}"#, "internal"),
+        (401, r#"{"error":{"code":"bad_signature","message":"signature mismatch"}}"#, "misconfigured client_secret"),
         (503, r#"{"error":{"code":"maintenance","message":"later"}}"#, "provider-unavailable"),
         (201, "accepted", "provider-unavailable"),
     ];
@@ -82,6 +82,7 @@ fn bank_errors_map_to_our_fields_internal_or_retryable() {
         let got = match bank_answering("/v1/collections", status, body).process::<Bank>(installment()) {
             Err(ProviderError::InvalidRequest(field)) => field.field,
             Err(ProviderError::Internal(_)) => "internal".to_owned(),
+            Err(ProviderError::Misconfigured(key)) => format!("misconfigured {key}"),
             Err(ProviderError::ProviderUnavailable(_)) => "provider-unavailable".to_owned(),
             other => panic!("HTTP {status}: unexpected {other:?}"),
         };
@@ -94,14 +95,14 @@ fn a_mandate_signed_after_today_by_the_hosts_clock_is_refused_until_that_day() {
     let harness = bank_answering("/v1/collections", 201, r#"{"collection_id": "col_2", "status": "accepted"}"#);
     let tomorrow = MANDATE.replace("2024-01-15", "2024-03-02");
 
-    let refused = harness.process::<Bank>(testing::payment_request(100, "EUR", &tomorrow));
+    let refused = harness.process::<Bank>(testing::sepa_payment_request(100, "EUR", &tomorrow));
     assert!(
         matches!(refused, Err(ProviderError::InvalidRequest(ref f)) if f.field == "payment-method.mandate-signed-on")
     );
     assert!(harness.requests().is_empty());
 
     harness.set_now(super::NOW_MS + 86_400_000);
-    assert!(harness.process::<Bank>(testing::payment_request(100, "EUR", &tomorrow)).is_ok());
+    assert!(harness.process::<Bank>(testing::sepa_payment_request(100, "EUR", &tomorrow)).is_ok());
 }
 
 #[test]
@@ -117,18 +118,27 @@ fn invalid_mandates_and_amounts_are_refused_by_field_before_any_request() {
         (MANDATE.to_owned(), 0, "EUR", "amount.amount"),
     ];
     for (mandate, amount, currency, field) in cases {
-        match harness.process::<Bank>(testing::payment_request(amount, currency, &mandate)) {
+        match harness.process::<Bank>(testing::sepa_payment_request(amount, currency, &mandate)) {
             Err(ProviderError::InvalidRequest(f)) => assert_eq!(f.field, field, "{mandate}"),
             other => panic!("{field}: expected invalid-request, got {other:?}"),
         }
+    }
+    let token = testing::payment_request(100, "EUR", MANDATE);
+    match harness.process::<Bank>(token) {
+        Err(ProviderError::InvalidRequest(f)) => assert_eq!(f.field, "method-kind"),
+        other => panic!("a token: expected invalid-request, got {other:?}"),
     }
     assert!(harness.requests().is_empty());
 }
 
 #[test]
-fn a_creditor_id_with_wrong_check_digits_is_a_configuration_error() {
+fn a_creditor_id_with_wrong_check_digits_or_a_missing_secret_is_misconfigured() {
     let harness = configured().config("creditor_id", "DE99ZZZ09999999999");
     let error = harness.process::<Bank>(installment()).unwrap_err();
-    assert!(matches!(error, ProviderError::Internal(ref m) if m.contains("creditor_id")), "{error:?}");
+    assert_eq!(error, ProviderError::Misconfigured("creditor_id".to_owned()));
+    assert!(harness.requests().is_empty());
+    let harness = configured().secret("client_secret", "");
+    let error = harness.process::<Bank>(installment()).unwrap_err();
+    assert_eq!(error, ProviderError::Misconfigured("client_secret".to_owned()));
     assert!(harness.requests().is_empty());
 }

@@ -1,7 +1,7 @@
 //! `parse_webhook`: `X-Bank-Timestamp` + `X-Bank-Signature` verified over the raw body.
 
 use lessor_plugin_sdk::testing::{self, Harness};
-use lessor_plugin_sdk::{EventKind, Money, ProviderError, WebhookEvent};
+use lessor_plugin_sdk::{EventKind, Money, ProviderError, WebhookEvent, WebhookReply};
 
 use super::bank_signature;
 use crate::Bank;
@@ -10,10 +10,14 @@ const WEBHOOK_SECRET: &str = "whs_bank_3c5e7a9b1d";
 const RECEIVED_AT: u64 = 1_709_640_000_000;
 const SIGNED_AT: &str = "1709639998";
 
+/// The event of a delivery (the bank sends one per request), checking the reply is the plain 200.
 fn deliver(timestamp: &str, signature: &str, body: &str) -> Result<Option<WebhookEvent>, ProviderError> {
     let headers = [("X-Bank-Timestamp", timestamp), ("X-Bank-Signature", signature)];
     let harness = Harness::new().secret("webhook_secret", WEBHOOK_SECRET);
-    harness.parse_webhook::<Bank>(testing::webhook_request(&headers, body.as_bytes(), RECEIVED_AT))
+    let batch = harness.parse_webhook::<Bank>(testing::webhook_request(&headers, body.as_bytes(), RECEIVED_AT))?;
+    assert_eq!(batch.reply, WebhookReply::ok());
+    assert!(batch.events.len() <= 1, "one event per delivery: {:?}", batch.events);
+    Ok(batch.events.into_iter().next())
 }
 
 fn signed(body: &str) -> Result<Option<WebhookEvent>, ProviderError> {
@@ -43,9 +47,26 @@ fn each_event_type_maps_to_its_kind() {
     let kind_of = |body: String| signed(&body).map(|e| e.map(|e| e.kind));
     assert_eq!(kind_of(event("collection.settled", "")), Ok(Some(EventKind::PaymentSettled)));
     assert_eq!(kind_of(event("collection.failed", r#","reason_code":"AM04""#)), Ok(Some(EventKind::PaymentFailed)));
-    assert_eq!(kind_of(event("refund.succeeded", "")), Ok(Some(EventKind::RefundSucceeded)));
-    assert_eq!(kind_of(event("refund.failed", "")), Ok(Some(EventKind::RefundFailed)));
+    let refund = r#","refund":{"id":"rf_000003","refund_id":"refund-1","status":"succeeded"}"#;
+    assert_eq!(kind_of(event("refund.succeeded", refund)), Ok(Some(EventKind::RefundSucceeded)));
+    assert_eq!(kind_of(event("refund.failed", refund)), Ok(Some(EventKind::RefundFailed)));
     assert_eq!(kind_of(event("mandate.cancelled", "")), Ok(None));
+}
+
+#[test]
+fn a_refund_event_names_the_banks_refund_and_its_amount() {
+    let body = r#"{"event_id": "ev_9", "type": "refund.succeeded", "collection_id": "col_8f3a", "amount": 4000,
+        "currency": "EUR", "refund": {"id": "rf_000003", "refund_id": "refund-1", "status": "succeeded"}}"#;
+    let expected = WebhookEvent::new("ev_9", EventKind::RefundSucceeded, "col_8f3a")
+        .refund("rf_000003")
+        .amount(Money::new(4000, "EUR"));
+    assert_eq!(signed(body), Ok(Some(expected)));
+
+    let without = r#"{"event_id": "ev_9", "type": "refund.failed", "collection_id": "col_8f3a", "amount": 4000}"#;
+    match signed(without) {
+        Err(ProviderError::InvalidRequest(f)) => assert_eq!(f.field, "body.refund"),
+        other => panic!("expected invalid-request, got {other:?}"),
+    }
 }
 
 #[test]

@@ -36,12 +36,15 @@ use std::rc::Rc;
 use crate::http::{Error, Method, Response};
 use crate::log::Level;
 use crate::{
-    PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo, RefundOutcome, RefundRequest, WebhookEvent,
-    WebhookRequest,
+    PaymentLookup, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo, RefundLookup, RefundOutcome,
+    RefundRequest, WebhookBatch, WebhookRequest,
 };
 
 pub use fetch::SentRequest;
-pub use samples::{json, payment_request, refund_request, response, status, webhook_request};
+pub use samples::{
+    json, payment_lookup, payment_request, refund_lookup, refund_request, response, sepa_payment_request, status,
+    webhook_request,
+};
 
 /// 2024-01-01T00:00:00Z in Unix milliseconds: what [`now`](crate::now) answers unless
 /// [`Harness::now`] says otherwise.
@@ -163,11 +166,23 @@ impl Harness {
         self.run(|| P::process(request))
     }
 
+    pub fn retrieve_payment<P: Provider>(
+        &self,
+        lookup: PaymentLookup,
+    ) -> Result<Option<PaymentOutcome>, ProviderError> {
+        self.run(|| P::retrieve_payment(lookup))
+    }
+
     pub fn refund<P: Provider>(&self, request: RefundRequest) -> Result<RefundOutcome, ProviderError> {
         self.run(|| P::refund(request))
     }
 
-    pub fn parse_webhook<P: Provider>(&self, request: WebhookRequest) -> Result<Option<WebhookEvent>, ProviderError> {
+    pub fn retrieve_refund<P: Provider>(&self, lookup: RefundLookup) -> Result<Option<RefundOutcome>, ProviderError> {
+        self.run(|| P::retrieve_refund(lookup))
+    }
+
+    /// The whole batch: every event and the reply (see [`WebhookBatch`]).
+    pub fn parse_webhook<P: Provider>(&self, request: WebhookRequest) -> Result<WebhookBatch, ProviderError> {
         self.run(|| P::parse_webhook(request))
     }
 

@@ -118,7 +118,8 @@ fn stripe_errors_map_to_retryable_field_or_internal_errors() {
             ),
             "idempotency-key",
         ),
-        (401, error_body("invalid_request_error", "", None, "Invalid API Key provided"), "internal"),
+        (401, error_body("invalid_request_error", "", None, "Invalid API Key provided"), "misconfigured secret_key"),
+        (403, error_body("invalid_request_error", "", None, "restricted key"), "misconfigured secret_key"),
         (
             400,
             error_body("invalid_request_error", "parameter_invalid_integer", Some("amount"), "Invalid integer"),
@@ -131,6 +132,7 @@ fn stripe_errors_map_to_retryable_field_or_internal_errors() {
         let got = match harness.process::<Stripe>(card_payment()) {
             Err(ProviderError::ProviderUnavailable(_)) => "provider-unavailable".to_owned(),
             Err(ProviderError::Internal(_)) => "internal".to_owned(),
+            Err(ProviderError::Misconfigured(key)) => format!("misconfigured {key}"),
             Err(ProviderError::InvalidRequest(field)) => field.field,
             other => panic!("HTTP {status}: unexpected {other:?}"),
         };
@@ -139,14 +141,15 @@ fn stripe_errors_map_to_retryable_field_or_internal_errors() {
 }
 
 #[test]
-fn a_timeout_is_retryable_and_a_denied_origin_is_not() {
+fn a_timeout_is_retryable_and_a_denied_origin_is_egress_denied() {
     let harness =
         Harness::new().secret("secret_key", SECRET_KEY).fail(Method::Post, "https://api.stripe.com/*", Error::Timeout);
     assert!(matches!(harness.process::<Stripe>(card_payment()), Err(ProviderError::ProviderUnavailable(_))));
 
     let denied = Error::Denied("https://api.stripe.com".to_owned());
     let harness = Harness::new().secret("secret_key", SECRET_KEY).unmatched(denied);
-    assert!(matches!(harness.process::<Stripe>(card_payment()), Err(ProviderError::Internal(_))));
+    let outcome = harness.process::<Stripe>(card_payment());
+    assert_eq!(outcome, Err(ProviderError::EgressDenied("https://api.stripe.com".to_owned())));
 }
 
 #[test]
@@ -158,12 +161,15 @@ fn a_bad_token_amount_or_missing_key_is_refused_before_any_request() {
     assert_eq!(harness.process::<Stripe>(zero).map_err(|e| field_of(&e)), Err("amount.amount".to_owned()));
     let yen = testing::payment_request(100, "JPY", "pm_1");
     assert_eq!(harness.process::<Stripe>(yen).map_err(|e| field_of(&e)), Err("amount.currency".to_owned()));
+    let sepa = testing::sepa_payment_request(45000, "EUR", "pm_1");
+    assert_eq!(harness.process::<Stripe>(sepa).map_err(|e| field_of(&e)), Err("method-kind".to_owned()));
     assert!(harness.requests().is_empty());
 
-    let no_key = Harness::new();
-    let error = no_key.process::<Stripe>(card_payment()).unwrap_err();
-    assert_eq!(error, ProviderError::Internal("secret `secret_key` is not set".to_owned()));
-    assert!(no_key.requests().is_empty());
+    for no_key in [Harness::new(), Harness::new().secret("secret_key", " ")] {
+        let error = no_key.process::<Stripe>(card_payment()).unwrap_err();
+        assert_eq!(error, ProviderError::Misconfigured("secret_key".to_owned()));
+        assert!(no_key.requests().is_empty());
+    }
 }
 
 fn field_of(error: &ProviderError) -> String {

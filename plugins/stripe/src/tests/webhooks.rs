@@ -2,7 +2,7 @@
 
 use hmac::{Hmac, Mac};
 use lessor_plugin_sdk::testing::{self, Harness};
-use lessor_plugin_sdk::{EventKind, Money, ProviderError, WebhookEvent};
+use lessor_plugin_sdk::{EventKind, Money, ProviderError, WebhookEvent, WebhookReply};
 use sha2::Sha256;
 
 use crate::Stripe;
@@ -19,9 +19,13 @@ fn stripe_signature(secret: &str, t: u64, body: &str) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// The event of a delivery (Stripe sends one per request), checking the reply is the plain 200.
 fn deliver(harness: &Harness, signature: &str, body: &str) -> Result<Option<WebhookEvent>, ProviderError> {
     let request = testing::webhook_request(&[("Stripe-Signature", signature)], body.as_bytes(), RECEIVED_AT);
-    harness.parse_webhook::<Stripe>(request)
+    let batch = harness.parse_webhook::<Stripe>(request)?;
+    assert_eq!(batch.reply, WebhookReply::ok(), "Stripe needs any 2xx");
+    assert!(batch.events.len() <= 1, "one event per delivery: {:?}", batch.events);
+    Ok(batch.events.into_iter().next())
 }
 
 fn harness() -> Harness {
@@ -101,6 +105,7 @@ fn charge_refunded_reports_the_cumulative_refunded_amount_of_the_intent() {
 
     assert_eq!(parsed.kind, EventKind::RefundSucceeded);
     assert_eq!(parsed.provider_transaction_id, "pi_3MtwBwLkdIwHu7ix28a3tqPa");
+    assert_eq!(parsed.provider_refund_id, None, "about the charge, not one refund");
     assert_eq!(parsed.amount, Some(Money::new(9000, "EUR")));
 }
 
@@ -116,8 +121,11 @@ fn refund_events_carry_the_refund_id_and_only_final_states_count() {
 
     let body = event("refund.updated", &refund("succeeded"));
     let parsed = deliver(&harness(), &sign(&body), &body).unwrap().unwrap();
-    assert_eq!((parsed.kind, parsed.provider_transaction_id.as_str()), (EventKind::RefundSucceeded, "re_3MtwCJ"));
+    assert_eq!(parsed.kind, EventKind::RefundSucceeded);
+    assert_eq!(parsed.provider_refund_id.as_deref(), Some("re_3MtwCJ"));
+    assert_eq!(parsed.provider_transaction_id, "pi_3MtwBw");
     assert_eq!(parsed.amount, Some(Money::new(4000, "EUR")));
+    assert_eq!(parsed.occurred_at, Some(1_713_999_990_000));
 
     let body = event("refund.failed", &refund("failed"));
     let parsed = deliver(&harness(), &sign(&body), &body).unwrap().unwrap();
@@ -126,6 +134,10 @@ fn refund_events_carry_the_refund_id_and_only_final_states_count() {
 
     let body = event("refund.created", &refund("pending"));
     assert_eq!(deliver(&harness(), &sign(&body), &body), Ok(None));
+
+    let without_intent = refund("succeeded").replace(r#""payment_intent": "pi_3MtwBw","#, "");
+    let body = event("refund.updated", &without_intent);
+    assert_eq!(deliver(&harness(), &sign(&body), &body), Ok(None), "not a refund this plugin made");
 }
 
 #[test]
@@ -142,5 +154,5 @@ fn other_events_are_authentic_but_ignored_and_an_unreadable_body_names_the_body(
 fn without_a_webhook_secret_nothing_is_verified() {
     let body = event("payment_intent.succeeded", SUCCEEDED_INTENT);
     let parsed = deliver(&Harness::new(), &stripe_signature("", SIGNED_AT, &body), &body);
-    assert_eq!(parsed, Err(ProviderError::Internal("secret `webhook_secret` is not set".to_owned())));
+    assert_eq!(parsed, Err(ProviderError::Misconfigured("webhook_secret".to_owned())));
 }

@@ -1,6 +1,6 @@
 //! Hostile: `process` recurses without bound until the wasm stack overflows.
 
-use lessor_plugin_sdk::{Capabilities, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
+use lessor_plugin_sdk::{PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
 
 struct DeepRecursion;
 
@@ -13,7 +13,7 @@ fn descend(depth: u64) -> u64 {
 
 impl Provider for DeepRecursion {
     fn info() -> ProviderInfo {
-        ProviderInfo::new("deep-recursion", env!("CARGO_PKG_VERSION"), &["EUR"], Capabilities::empty())
+        ProviderInfo::new("deep-recursion", env!("CARGO_PKG_VERSION")).currencies(&["EUR"])
     }
 
     fn process(_request: PaymentRequest) -> Result<PaymentOutcome, ProviderError> {

@@ -2,7 +2,7 @@
 //! tests can install, upgrade and roll back a provider. No host capabilities: `process` succeeds
 //! with the transaction id `echo-<version>-<payment id>`, which tells a caller which version ran.
 
-use lessor_plugin_sdk::{Capabilities, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
+use lessor_plugin_sdk::{PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
 
 struct Echo;
 
@@ -10,7 +10,7 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 impl Provider for Echo {
     fn info() -> ProviderInfo {
-        ProviderInfo::new("echo", VERSION, &["EUR", "USD"], Capabilities::empty())
+        ProviderInfo::new("echo", VERSION).currencies(&["EUR", "USD"])
     }
 
     fn validate(request: &PaymentRequest) -> Result<(), ProviderError> {

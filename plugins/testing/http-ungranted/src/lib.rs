@@ -1,13 +1,13 @@
 //! Hostile: `process` sends HTTP to `config("target_url")`, a host the operator did not grant.
 
 use lessor_plugin_sdk::http::Request;
-use lessor_plugin_sdk::{Capabilities, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
+use lessor_plugin_sdk::{PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
 
 struct HttpUngranted;
 
 impl Provider for HttpUngranted {
     fn info() -> ProviderInfo {
-        ProviderInfo::new("http-ungranted", env!("CARGO_PKG_VERSION"), &["EUR"], Capabilities::empty())
+        ProviderInfo::new("http-ungranted", env!("CARGO_PKG_VERSION")).currencies(&["EUR"])
     }
 
     fn process(request: PaymentRequest) -> Result<PaymentOutcome, ProviderError> {

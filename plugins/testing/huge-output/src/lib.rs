@@ -10,8 +10,8 @@
 
 use lessor_plugin_sdk::log::Level;
 use lessor_plugin_sdk::{
-    Capabilities, EventKind, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo, RefundOutcome,
-    RefundRequest, RefundStatus, WebhookEvent, WebhookRequest,
+    EventKind, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo, RefundOutcome, RefundRequest,
+    RefundStatus, WebhookBatch, WebhookEvent, WebhookRequest,
 };
 
 struct HugeOutput;
@@ -28,7 +28,10 @@ fn number(text: &str) -> Result<usize, ProviderError> {
 
 impl Provider for HugeOutput {
     fn info() -> ProviderInfo {
-        ProviderInfo::new("huge-output", env!("CARGO_PKG_VERSION"), &["EUR", "USD"], Capabilities::REFUNDS)
+        ProviderInfo::new("huge-output", env!("CARGO_PKG_VERSION"))
+            .currencies(&["EUR", "USD"])
+            .partial_refunds()
+            .webhooks()
     }
 
     fn validate(request: &PaymentRequest) -> Result<(), ProviderError> {
@@ -55,9 +58,9 @@ impl Provider for HugeOutput {
         Ok(RefundOutcome::new(RefundStatus::Succeeded, "r".repeat(bytes)))
     }
 
-    fn parse_webhook(request: WebhookRequest) -> Result<Option<WebhookEvent>, ProviderError> {
+    fn parse_webhook(request: WebhookRequest) -> Result<WebhookBatch, ProviderError> {
         let bytes = number(&String::from_utf8_lossy(&request.body))?;
-        Ok(Some(WebhookEvent::new("e".repeat(bytes), EventKind::PaymentSucceeded, "tx")))
+        Ok(WebhookBatch::one(WebhookEvent::new("e".repeat(bytes), EventKind::PaymentSucceeded, "tx")))
     }
 }
 

@@ -1,12 +1,12 @@
 //! Hostile: `process` never returns. Fuel (or the epoch deadline) must stop it.
 
-use lessor_plugin_sdk::{Capabilities, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
+use lessor_plugin_sdk::{PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
 
 struct InfiniteLoop;
 
 impl Provider for InfiniteLoop {
     fn info() -> ProviderInfo {
-        ProviderInfo::new("infinite-loop", env!("CARGO_PKG_VERSION"), &["EUR"], Capabilities::empty())
+        ProviderInfo::new("infinite-loop", env!("CARGO_PKG_VERSION")).currencies(&["EUR"])
     }
 
     fn process(request: PaymentRequest) -> Result<PaymentOutcome, ProviderError> {

@@ -7,7 +7,7 @@
 use lessor_plugin_sdk::http::Request;
 use lessor_plugin_sdk::log::{self, Level};
 use lessor_plugin_sdk::{
-    Capabilities, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo, WebhookEvent, WebhookRequest,
+    PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo, WebhookBatch, WebhookRequest,
 };
 
 /// What a line the host writes would look like if this text started a line of its own.
@@ -23,10 +23,7 @@ fn forge() {
     log::write(
         Level::Warn,
         "fields",
-        &[
-            ("key\n2026-01-01 INFO forged key", "v".to_owned()),
-            ("k", format!("value{FORGED} value\u{2028}\u{0}")),
-        ],
+        &[("key\n2026-01-01 INFO forged key", "v".to_owned()), ("k", format!("value{FORGED} value\u{2028}\u{0}"))],
     );
     // Each refused request is a warning the host writes; the host's budget must cap them.
     for i in 0..DENIED_REQUESTS {
@@ -39,7 +36,7 @@ fn forge() {
 
 impl Provider for LogForger {
     fn info() -> ProviderInfo {
-        ProviderInfo::new("log-forger", env!("CARGO_PKG_VERSION"), &["EUR"], Capabilities::empty())
+        ProviderInfo::new("log-forger", env!("CARGO_PKG_VERSION")).currencies(&["EUR"]).webhooks()
     }
 
     fn process(_request: PaymentRequest) -> Result<PaymentOutcome, ProviderError> {
@@ -47,7 +44,7 @@ impl Provider for LogForger {
         Err(ProviderError::Internal(format!("internal{FORGED} error")))
     }
 
-    fn parse_webhook(request: WebhookRequest) -> Result<Option<WebhookEvent>, ProviderError> {
+    fn parse_webhook(request: WebhookRequest) -> Result<WebhookBatch, ProviderError> {
         forge();
         if request.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("x-forge") && v == "panic") {
             panic!("boom{FORGED} panic");

@@ -1,12 +1,12 @@
 //! Hostile: `process` allocates (and touches) memory until something stops it.
 
-use lessor_plugin_sdk::{Capabilities, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
+use lessor_plugin_sdk::{PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
 
 struct MemoryBomb;
 
 impl Provider for MemoryBomb {
     fn info() -> ProviderInfo {
-        ProviderInfo::new("memory-bomb", env!("CARGO_PKG_VERSION"), &["EUR"], Capabilities::empty())
+        ProviderInfo::new("memory-bomb", env!("CARGO_PKG_VERSION")).currencies(&["EUR"])
     }
 
     fn process(_request: PaymentRequest) -> Result<PaymentOutcome, ProviderError> {

@@ -1,12 +1,12 @@
 //! The smallest provider: what the per-call benchmark measures.
 
-use lessor_plugin_sdk::{Capabilities, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
+use lessor_plugin_sdk::{PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
 
 struct Minimal;
 
 impl Provider for Minimal {
     fn info() -> ProviderInfo {
-        ProviderInfo::new("minimal", env!("CARGO_PKG_VERSION"), &["EUR"], Capabilities::empty())
+        ProviderInfo::new("minimal", env!("CARGO_PKG_VERSION")).currencies(&["EUR"])
     }
 
     fn process(request: PaymentRequest) -> Result<PaymentOutcome, ProviderError> {

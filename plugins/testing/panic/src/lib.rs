@@ -1,12 +1,12 @@
 //! Hostile: `process` panics. The host must report the panic message and carry on.
 
-use lessor_plugin_sdk::{Capabilities, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
+use lessor_plugin_sdk::{PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
 
 struct Panics;
 
 impl Provider for Panics {
     fn info() -> ProviderInfo {
-        ProviderInfo::new("panic", env!("CARGO_PKG_VERSION"), &["EUR"], Capabilities::empty())
+        ProviderInfo::new("panic", env!("CARGO_PKG_VERSION")).currencies(&["EUR"])
     }
 
     fn process(request: PaymentRequest) -> Result<PaymentOutcome, ProviderError> {

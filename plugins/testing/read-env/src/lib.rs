@@ -1,12 +1,12 @@
 //! Hostile: `process` tries to read environment variables. Success would leak them in the outcome.
 
-use lessor_plugin_sdk::{Capabilities, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
+use lessor_plugin_sdk::{PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo};
 
 struct ReadEnv;
 
 impl Provider for ReadEnv {
     fn info() -> ProviderInfo {
-        ProviderInfo::new("read-env", env!("CARGO_PKG_VERSION"), &["EUR"], Capabilities::empty())
+        ProviderInfo::new("read-env", env!("CARGO_PKG_VERSION")).currencies(&["EUR"])
     }
 
     fn process(_request: PaymentRequest) -> Result<PaymentOutcome, ProviderError> {

@@ -11,8 +11,8 @@
 
 use lessor_plugin_sdk::http::Request;
 use lessor_plugin_sdk::{
-    Capabilities, EventKind, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo, RefundOutcome,
-    RefundRequest, RefundStatus, WebhookEvent, WebhookRequest, log,
+    EventKind, PaymentOutcome, PaymentRequest, Provider, ProviderError, ProviderInfo, RefundOutcome, RefundRequest,
+    RefundStatus, WebhookBatch, WebhookEvent, WebhookRequest, log,
 };
 
 struct WellBehaved;
@@ -21,12 +21,7 @@ const CURRENCIES: &[&str] = &["EUR", "GBP", "SEK"];
 
 impl Provider for WellBehaved {
     fn info() -> ProviderInfo {
-        ProviderInfo::new(
-            "well-behaved",
-            env!("CARGO_PKG_VERSION"),
-            CURRENCIES,
-            Capabilities::REFUNDS | Capabilities::WEBHOOKS,
-        )
+        ProviderInfo::new("well-behaved", env!("CARGO_PKG_VERSION")).currencies(CURRENCIES).partial_refunds().webhooks()
     }
 
     fn validate(request: &PaymentRequest) -> Result<(), ProviderError> {
@@ -81,7 +76,7 @@ impl Provider for WellBehaved {
         Ok(RefundOutcome::new(RefundStatus::Succeeded, response.text()?.trim()))
     }
 
-    fn parse_webhook(request: WebhookRequest) -> Result<Option<WebhookEvent>, ProviderError> {
+    fn parse_webhook(request: WebhookRequest) -> Result<WebhookBatch, ProviderError> {
         let expected = lessor_plugin_sdk::require_secret("webhook_secret")?;
         let signature = request.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-signature")).map(|(_, v)| v);
         match signature {
@@ -98,9 +93,9 @@ impl Provider for WellBehaved {
             "charge.succeeded" => EventKind::PaymentSucceeded,
             "charge.failed" => EventKind::PaymentFailed,
             "refund.succeeded" => EventKind::RefundSucceeded,
-            _ => return Ok(None),
+            _ => return Ok(WebhookBatch::empty()),
         };
-        Ok(Some(WebhookEvent { occurred_at: Some(request.received_at), ..WebhookEvent::new(id, kind, tx) }))
+        Ok(WebhookBatch::one(WebhookEvent::new(id, kind, tx).occurred_at(request.received_at)))
     }
 }
 
