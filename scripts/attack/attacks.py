@@ -364,7 +364,8 @@ def stripe_unknown_refund(ctx):
     signature = client.stripe_signature(ctx.stripe_webhook_secret, body, int(time.time()))
     r = client.once(ctx.host, "POST", "/webhooks/stripe", body,
                     {"content-type": "application/json", "stripe-signature": signature}, source=ctx.attacker)
-    status = (r.json() or {}).get("status")
+    # The body is the plugin's own reply (WIT 0.2.0); the host's verdict is in this header.
+    status = r.headers.get("lessor-webhook-outcome")
     return 1, f"{r.status} {status}", r.status == 200 and status == "ignored"
 
 
