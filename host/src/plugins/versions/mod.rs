@@ -6,6 +6,7 @@
 //! a variant in [`WitVersion`] and an arm in [`prepare`]. Released: 0.1.0 (frozen, still served
 //! through `v0_1_0`) and 0.2.0; the rest of the host never sees which version a plugin speaks.
 
+mod checked;
 mod v0_1_0;
 mod v0_2_0;
 

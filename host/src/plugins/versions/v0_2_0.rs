@@ -3,17 +3,12 @@
 //! retrieve-refund, webhook batches with the plugin's reply, provider-refund-id in events, the
 //! typed `egress-denied` and `misconfigured` errors, and capabilities with method kinds.
 
-use std::marker::PhantomData;
-
-use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{
-    ComponentExportIndex, ComponentNamedList, ComponentType, HasSelf, Instance, InstancePre, Lift, Linker, Lower,
-    TypedFunc,
-};
+use wasmtime::component::{ComponentType, HasSelf, InstancePre, Linker, Lower};
 use wasmtime::{Engine, Store};
 
 use lessor_payments as g;
 
+use super::checked::{self, Checked, Signature, signature};
 use super::{CallFailure, ProviderBindings, add_wasi};
 use crate::plugins::error::ProviderError;
 use crate::plugins::http::{self as host_http, HttpFailure};
@@ -58,25 +53,6 @@ pub(super) fn bindings(pre: InstancePre<CallState>) -> wasmtime::Result<Box<dyn 
     Ok(Box::new(Bindings { pre, exports }))
 }
 
-/// One exported function: its name and the Rust types its arguments are lowered from and its
-/// results lifted into.
-trait Signature {
-    const NAME: &'static str;
-    type Params<'a>: ComponentNamedList + Lower;
-    type Results: ComponentNamedList + Lift;
-}
-
-macro_rules! signature {
-    ($marker:ident, $name:literal, $params:ty, $results:ty) => {
-        struct $marker;
-        impl Signature for $marker {
-            const NAME: &'static str = $name;
-            type Params<'a> = $params;
-            type Results = $results;
-        }
-    };
-}
-
 // Every result is `Bounded`: measured against the output cap before it is copied (`output.rs`).
 signature!(InfoFn, "info", (), (Bounded<w::ProviderInfo>,));
 signature!(ValidateFn, "validate", (PaymentRequestRef<'a>,), (Bounded<Result<(), w::ProviderError>>,));
@@ -101,42 +77,6 @@ signature!(
     (Bounded<Result<w::WebhookBatch, w::ProviderError>>,)
 );
 
-/// The index of an export whose type was checked against `S` when the plugin was loaded.
-struct Checked<S> {
-    index: ComponentExportIndex,
-    _signature: PhantomData<fn() -> S>,
-}
-
-impl<S: Signature> Checked<S> {
-    fn new(pre: &InstancePre<CallState>, provider: &ComponentExportIndex) -> wasmtime::Result<Self> {
-        let (item, index) = pre
-            .component()
-            .get_export(Some(provider), S::NAME)
-            .ok_or_else(|| wasmtime::format_err!("no export `{PROVIDER}#{}`", S::NAME))?;
-        let ComponentItem::ComponentFunc(func) = item else {
-            wasmtime::bail!("export `{PROVIDER}#{}` is not a function", S::NAME);
-        };
-        func.typecheck::<S::Params<'static>, S::Results>(&pre.instance_type())
-            .map_err(|e| e.context(format!("type-checking export `{PROVIDER}#{}`", S::NAME)))?;
-        Ok(Self { index, _signature: PhantomData })
-    }
-
-    /// The function in a fresh `instance` of the component this was checked against.
-    fn func<'a>(
-        &self,
-        store: &mut Store<CallState>,
-        instance: &Instance,
-    ) -> Result<TypedFunc<S::Params<'a>, S::Results>, CallFailure> {
-        let func = instance
-            .get_func(&mut *store, self.index)
-            .ok_or_else(|| CallFailure::Call(wasmtime::format_err!("no export `{PROVIDER}#{}`", S::NAME)))?;
-        // SAFETY: `instance` comes from the `InstancePre` that `new` type-checked this export
-        // against: the same component, the same instance type and the same `S::Params` and
-        // `S::Results` (a lifetime does not change a component type).
-        Ok(unsafe { TypedFunc::new_unchecked(func) })
-    }
-}
-
 struct Exports {
     info: Checked<InfoFn>,
     validate: Checked<ValidateFn>,
@@ -153,10 +93,6 @@ struct Bindings {
 }
 
 impl Bindings {
-    fn instantiate(&self, store: &mut Store<CallState>) -> Result<Instance, CallFailure> {
-        self.pre.instantiate(store).map_err(CallFailure::Instantiate)
-    }
-
     /// Calls `export` on a fresh instance.
     fn call<S: Signature>(
         &self,
@@ -164,15 +100,13 @@ impl Bindings {
         export: &Checked<S>,
         params: S::Params<'_>,
     ) -> Result<S::Results, CallFailure> {
-        let instance = self.instantiate(store)?;
-        let func = export.func(store, &instance)?;
-        func.call(store, params).map_err(CallFailure::Call)
+        checked::call_fresh(&self.pre, store, export, params)
     }
 }
 
 impl ProviderBindings for Bindings {
     fn instantiate_only(&self, store: &mut Store<CallState>) -> Result<(), CallFailure> {
-        self.instantiate(store).map(drop)
+        checked::instantiate(&self.pre, store).map(drop)
     }
 
     fn info(&self, store: &mut Store<CallState>) -> Result<g::ProviderInfo, CallFailure> {
