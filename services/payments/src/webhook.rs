@@ -257,6 +257,10 @@ impl PaymentService {
                     Applied::Early(p) => self.early(&p, p.created_at, &mark).await?,
                     Applied::Duplicate => WebhookOutcome::Duplicate,
                     Applied::Missing => self.unmatched(provider).await?,
+                    // Matched by this very transaction id, so no other payment has it.
+                    Applied::TransactionTaken(p) => {
+                        WebhookOutcome::Ignored { payment_id: p.id, reason: IgnoredReason::ForOperator }
+                    }
                 }
             }
         };

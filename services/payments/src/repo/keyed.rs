@@ -46,6 +46,9 @@ pub(crate) enum Finished {
     /// The payment was no longer pending with its first call (a webhook moved it, or it was
     /// flagged): nothing written.
     NotPending,
+    /// The provider's transaction id is already another payment's (the unique index refused
+    /// it): nothing written; the general path fails the payment as reused.
+    TransactionTaken,
 }
 
 /// Lease and installment conditions of a payment, on `leases l` (shared by both engines):
@@ -211,7 +214,7 @@ impl Repo {
                      SELECT (SELECT COUNT(*) FROM moved), (SELECT COUNT(*) FROM done), \
                      set_config('synchronous_commit', 'off', true)"
                 );
-                let (moved, done, _): (i64, i64, String) = sqlx::query_as(&sql)
+                let result: Result<(i64, i64, String), _> = sqlx::query_as(&sql)
                     .bind(next.id)
                     .bind(next.status.as_str())
                     .bind(&next.provider_tx_id)
@@ -231,8 +234,14 @@ impl Repo {
                     .bind(c.key.as_str())
                     .bind(c.token)
                     .fetch_one(pool)
-                    .await?;
-                (moved, done)
+                    .await;
+                match result {
+                    Err(e) if is_unique_violation(&e) => return Ok(Finished::TransactionTaken),
+                    result => {
+                        let (moved, done, _) = result?;
+                        (moved, done)
+                    }
+                }
             }
             Db::Sqlite(pool) => {
                 let mut tx = pool.begin_write().await?;
@@ -245,8 +254,11 @@ impl Repo {
                     .bind(&next.failure_message)
                     .bind(next.updated_at)
                     .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                    .await;
+                let moved = match moved {
+                    Err(e) if is_unique_violation(&e) => return Ok(Finished::TransactionTaken),
+                    moved => moved?.rows_affected(),
+                };
                 if moved != 1 {
                     return Ok(Finished::NotPending);
                 }

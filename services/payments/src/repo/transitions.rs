@@ -9,7 +9,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::rows::{PAYMENT_COLUMNS, PaymentRow, REFUND_COLUMNS, RefundRow};
-use super::{Repo, RepoError, WritePool, corrupt};
+use super::{Repo, RepoError, WritePool, corrupt, is_unique_violation};
 use crate::record::{Payment, Refund};
 use crate::status::{PaymentStatus, RefundStatus};
 
@@ -56,6 +56,9 @@ pub(crate) enum Applied {
     Duplicate,
     /// No such payment.
     Missing,
+    /// The provider's transaction id is already another payment's of the same provider (the
+    /// unique index refused it): nothing written.
+    TransactionTaken(Payment),
 }
 
 /// A provider's answer about a refund.
@@ -180,6 +183,7 @@ fn outcome_label(applied: &Applied) -> &'static str {
         Applied::Early(_) => "early",
         Applied::Duplicate => "duplicate",
         Applied::Missing => "missing",
+        Applied::TransactionTaken(_) => "transaction_taken",
     }
 }
 
@@ -222,7 +226,7 @@ impl Repo {
                 Applied::Unchanged(current)
             } else if from.can_transition_to(target) {
                 let next = moved(&current, target, change, now_micros());
-                let row: Option<PaymentRow> = sqlx::query_as(&update)
+                let row: Result<Option<PaymentRow>, _> = sqlx::query_as(&update)
                     .bind(id)
                     .bind(target.as_str())
                     .bind(&next.provider_tx_id)
@@ -235,7 +239,13 @@ impl Repo {
                     .bind(next.updated_at)
                     .bind(from.as_str())
                     .fetch_optional(&mut *tx)
-                    .await?;
+                    .await;
+                // Written, not checked first: two payments answered the same id at once both
+                // pass a check, and the index settles it. The transaction rolls back.
+                let row = match row {
+                    Err(e) if is_unique_violation(&e) => return Ok((Applied::TransactionTaken(current), None)),
+                    row => row?,
+                };
                 // The row is locked (or the database is), so the compare-and-set holds.
                 let Some(row) = row else { return Err(corrupt("payment", "changed under lock")) };
                 let moved = row.into_payment()?;

@@ -148,9 +148,6 @@ impl PaymentService {
     {
         let payment = match self.gateway.process(&work.payment.provider, &work.request()).await {
             Err(e) if e.outcome_unknown() => self.settle(work, 1, Err(e)).await?,
-            Ok(outcome) if self.reused_transaction(work, &outcome).await?.is_some() => {
-                self.settle(work, 1, Ok(outcome)).await?
-            }
             result => {
                 let change = match result {
                     Ok(outcome) => outcome_transition(outcome),
@@ -185,7 +182,7 @@ impl PaymentService {
         let event = event_for(&next);
         let answer = KeyAnswer { claim, status: CREATED, body: &body };
         let finished = self.repo.finish_keyed(&next, event.as_ref(), &answer).await?;
-        if finished != Finished::NotPending {
+        if matches!(finished, Finished::Done | Finished::ClaimLost) {
             tracing::info!(payment_id = %next.id, from = %PaymentStatus::Pending, to = %next.status, "payment status changed");
             if event.is_some() {
                 self.wake_relay();
@@ -194,7 +191,8 @@ impl PaymentService {
         match finished {
             Finished::Done => Ok(Some(KeyedAnswer::Ran { payment: Box::new(next), status: CREATED, body })),
             Finished::ClaimLost => Err(Conflict::KeyTakenOver.into()),
-            Finished::NotPending => Ok(None),
+            // Nothing written: the general path fails the payment as reused.
+            Finished::NotPending | Finished::TransactionTaken => Ok(None),
         }
     }
 }

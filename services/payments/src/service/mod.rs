@@ -357,10 +357,7 @@ impl PaymentService {
     ) -> Result<Payment, PaymentError> {
         let id = work.payment.id;
         let change = match result {
-            Ok(outcome) => match self.reused_transaction(work, &outcome).await? {
-                Some(reused) => return self.fail_reused(id, &reused).await,
-                None => outcome_transition(outcome),
-            },
+            Ok(outcome) => outcome_transition(outcome),
             Err(e) if e.outcome_unknown() => {
                 let give_up = attempt >= self.policy.max_attempts;
                 self.repo.note_unknown_outcome(id, &e.to_string(), give_up).await?;
@@ -376,33 +373,29 @@ impl PaymentService {
         self.apply_outcome(id, &change).await
     }
 
-    /// Why `outcome` cannot be this payment's: the provider answered a transaction id another
-    /// payment of the same provider already has (a plugin bug, or a provider reusing ids). Storing
-    /// it would break the one-transaction-per-payment rule (a unique index), so it is refused.
-    pub(crate) async fn reused_transaction(
-        &self,
-        work: &PaymentWork,
-        outcome: &PaymentOutcome,
-    ) -> Result<Option<String>, PaymentError> {
-        if outcome.provider_tx_id.is_empty() {
-            return Ok(None);
-        }
-        let other = self.repo.payment_by_provider_tx(&work.payment.provider, &outcome.provider_tx_id).await?;
-        Ok(other.filter(|other| other.id != work.payment.id).map(|other| {
-            let tx = crate::webhook::short(&outcome.provider_tx_id);
-            format!("the provider answered transaction id `{tx}`, already that of payment {}", other.id)
-        }))
+    /// Why the provider's transaction id `tx` cannot be `payment`'s: another payment of the same
+    /// provider has it (a plugin bug, or a provider reusing ids). Storing it would break the
+    /// one-transaction-per-payment rule, which the unique index enforces when it is written.
+    async fn reused_why(&self, payment: &Payment, tx: &str) -> Result<String, PaymentError> {
+        let other = self.repo.payment_by_provider_tx(&payment.provider, tx).await?;
+        let tx = crate::webhook::short(tx);
+        Ok(match other.filter(|other| other.id != payment.id) {
+            Some(other) => format!("the provider answered transaction id `{tx}`, already that of payment {}", other.id),
+            None => format!("the provider answered transaction id `{tx}`, already that of another payment"),
+        })
     }
 
     /// Fails the payment with `provider_transaction_reused` and flags it for an operator.
-    pub(crate) async fn fail_reused(&self, id: Uuid, why: &str) -> Result<Payment, PaymentError> {
+    async fn fail_reused(&self, id: Uuid, why: &str) -> Result<Payment, PaymentError> {
         tracing::error!(payment_id = %id, why, "provider transaction id reused; payment failed and flagged");
         let change = Transition {
             target: Some(PaymentStatus::Failed),
             failure: Some((PROVIDER_TRANSACTION_REUSED.to_owned(), Some(why.to_owned()))),
             ..Transition::default()
         };
-        self.apply_outcome(id, &change).await?;
+        // No transaction id in this change, so it cannot be refused as reused.
+        let applied = self.repo.apply(id, &change, None).await?;
+        self.applied_payment(applied)?;
         self.repo.flag_payment(id, why).await?;
         self.repo.payment(id).await?.ok_or(PaymentError::NotFound)
     }
@@ -410,6 +403,10 @@ impl PaymentService {
     /// Applies a provider's answer about payment `id` (see `Repo::apply`).
     pub(crate) async fn apply_outcome(&self, id: Uuid, change: &Transition) -> Result<Payment, PaymentError> {
         let applied = self.repo.apply(id, change, None).await?;
+        if let Applied::TransactionTaken(payment) = &applied {
+            let why = self.reused_why(payment, change.provider_tx_id.as_deref().unwrap_or_default()).await?;
+            return self.fail_reused(id, &why).await;
+        }
         if let (Applied::Stale(stored), Some(said)) = (&applied, change.target) {
             // Behind the stored status (a replayed `processing` after the webhook's
             // `succeeded`) is harmless; a contradiction (`succeeded` for a payment a webhook
@@ -440,6 +437,8 @@ impl PaymentService {
                 Ok(payment)
             }
             Applied::Missing | Applied::Duplicate => Err(PaymentError::NotFound),
+            // `apply_outcome` fails such a payment as reused before it gets here.
+            Applied::TransactionTaken(payment) => Ok(payment),
         }
     }
 

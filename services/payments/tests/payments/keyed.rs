@@ -224,6 +224,45 @@ async fn twenty_concurrent_requests_with_one_key_charge_once(engine: Engine) {
     assert_eq!((t.count("payments").await, t.count("idempotency_keys").await, t.events().await.len()), (1, 1, 1));
 }
 
+/// A provider (or a buggy plugin) answering one transaction id to several payments at once:
+/// checked before writing, all would pass; the unique index decides, and the others fail as
+/// reused, flagged, each answered 201 with that failure (no store error, no 5xx).
+async fn payments_answered_one_transaction_id_at_once_keep_it_for_one(engine: Engine) {
+    let Setup { t, gateway, service, customer, lease_id, keyed, .. } = setup(engine).await;
+    let service = Arc::new(service);
+    let keyed = Arc::new(keyed);
+    const N: usize = 6;
+    for _ in 0..N {
+        gateway.on_process(Step::AnswerTx("tx_shared".into()));
+    }
+
+    let tasks: Vec<_> = (0..N)
+        .map(|i| {
+            let (service, keyed) = (service.clone(), keyed.clone());
+            let request = body(lease_id, None, 1_000 + i as i64);
+            tokio::spawn(async move { keyed.create(&service, customer, &format!("k{i}"), &request).await })
+        })
+        .collect();
+    let mut answered = Vec::new();
+    for task in tasks {
+        let answer = task.await.unwrap().expect("a payment answer, not an error");
+        answered.push(ran(answer).0);
+    }
+
+    let (kept, reused): (Vec<_>, Vec<_>) = answered.iter().partition(|p| p.status == PaymentStatus::Succeeded);
+    assert_eq!(kept.len(), 1, "{answered:#?}");
+    assert_eq!(kept[0].provider_tx_id.as_deref(), Some("tx_shared"));
+    for p in &reused {
+        let stored = service.get(customer, p.id).await.unwrap();
+        assert_eq!(stored.status, PaymentStatus::Failed);
+        assert_eq!(stored.failure_code.as_deref(), Some(lessor_payments::PROVIDER_TRANSACTION_REUSED));
+        assert!(stored.failure_message.as_deref().is_some_and(|m| m.contains(&kept[0].id.to_string())), "{stored:?}");
+        assert_eq!(stored.provider_tx_id, None);
+        assert!(stored.needs_attention);
+    }
+    assert_eq!(t.count("payments").await, N as i64);
+}
+
 async fn an_unknown_outcome_is_answered_pending_and_reconciled_once(engine: Engine) {
     let Setup { t, gateway, service, customer, lease_id, keyed, .. } = setup(engine).await;
 
@@ -325,6 +364,7 @@ on_each_engine!(
     the_keyed_and_general_paths_store_the_same_payment,
     refusals_take_the_general_path_and_leave_nothing,
     twenty_concurrent_requests_with_one_key_charge_once,
+    payments_answered_one_transaction_id_at_once_keep_it_for_one,
     an_unknown_outcome_is_answered_pending_and_reconciled_once,
     a_payment_moved_during_process_is_finished_by_the_general_path,
     a_lost_outcome_is_reconciled_with_one_charge,
